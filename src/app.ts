@@ -1,0 +1,82 @@
+// The service as a Fastify plugin: the process (server.ts) and the tests register it the same way.
+//
+//   POST /api/chat ─▶ routes/chat.ts ─▶ chat/dispatch.ts ─▶ pool/runner.ts ─▶ workers/chat.worker.ts
+//                                                                               └▶ workers/gemini.ts ─▶ Gemini
+//   client ◀── chat/sse-writer.ts ◀── MessagePort ◀────────────────────────────────┘
+import fp from 'fastify-plugin'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import type { FastifyInstance } from 'fastify'
+import type { Config } from './config.js'
+import { installErrorHandler } from './error-handler.js'
+import { Dispatcher } from './chat/dispatch.js'
+import { Heartbeats } from './chat/sse-writer.js'
+import { Lifecycle } from './lifecycle.js'
+import { createMetrics, type Metrics } from './metrics.js'
+import { createRunner, type TaskRunner } from './pool/runner.js'
+import { Watchdog } from './pool/watchdog.js'
+import { MemorySessionStore } from './sessions/memory-store.js'
+import { chatRoutes } from './routes/chat.js'
+import { healthRoutes } from './routes/health.js'
+import { metricsRoutes } from './routes/metrics.js'
+
+export interface AppOptions {
+  config: Config
+  /** Upstream base URL when GEMINI_BASE_URL is unset (the embedded simulator's). */
+  baseUrl?: string
+}
+
+export interface Gateway {
+  config: Config
+  runner: TaskRunner
+  lifecycle: Lifecycle
+  metrics: Metrics
+}
+
+declare module 'fastify' {
+  interface FastifyInstance { gateway: Gateway }
+}
+
+async function app(fastify: FastifyInstance, { config, baseUrl }: AppOptions): Promise<void> {
+  const runner = await createRunner(config, baseUrl)
+  runner.on('error', (err: Error) => fastify.log.error({ err }, 'worker error after its turns ended'))
+  const metrics = createMetrics(runner)
+  const lifecycle = new Lifecycle()
+  const watchdog = config.POOL_MODE === 'pool'
+    ? new Watchdog(runner, config.WORKER_STALL_MS, (threadId) => fastify.log.warn({ threadId }, 'worker stalled; terminated'))
+    : undefined
+  const dispatcher = new Dispatcher(runner, watchdog, config.POOL_MAX_QUEUE, (cause, threadId) => {
+    metrics.workerFault(cause, threadId)
+    fastify.log.warn({ cause, threadId }, 'worker fault')
+  })
+  const sessions = new MemorySessionStore(config.SESSION_TTL_MS, config.SESSION_MAX, config.SESSION_MAX_TURNS)
+  const heartbeats = new Heartbeats(config.SSE_HEARTBEAT_MS)
+
+  fastify.decorate('gateway', { config, runner, lifecycle, metrics })
+  installErrorHandler(fastify, (code) => metrics.admissionRefused.inc({ code }))
+  fastify.addHook('onClose', async () => {
+    // Streams still open end now, with shutting_down, before the workers go.
+    await lifecycle.drain(0)
+    heartbeats.close()
+    watchdog?.close()
+    await runner.close()
+    await sessions.close()
+  })
+
+  // The OpenAPI document is generated from the schemas the routes validate with.
+  await fastify.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Gemini streaming chat gateway', version: '1' },
+      components: { schemas: {} }
+    }
+  })
+  await fastify.register(swaggerUi, { routePrefix: '/docs' })
+  fastify.get('/openapi.json', { schema: { hide: true } }, async () => fastify.swagger())
+
+  await fastify.register(healthRoutes, { config, runner, lifecycle })
+  await fastify.register(metricsRoutes, { metrics })
+  await fastify.register(chatRoutes, { config, dispatcher, sessions, heartbeats, lifecycle, metrics })
+}
+
+export default fp(app, { name: 'gateway', fastify: '5.x' })

@@ -1,0 +1,132 @@
+// Hands a chat turn to a worker and relays what comes back. Owns the worker-fault policy:
+// a fault becomes one error event, and a turn that had sent no chunk yet is retried once.
+//
+//   start() ─▶ MessageChannel ─▶ runner.run({port2}) ─▶ worker
+//                  port1 ◀── string | start | hb | retry | done | error
+//   cancel() ──▶ port1.postMessage({type:'cancel'})
+//   run() rejects / port closes without a result ─▶ fault ─▶ retry once or error event
+import { MessageChannel, type MessagePort } from 'node:worker_threads'
+import type { DoneMessage, UpstreamRequest, WireError, WorkerMessage } from '../protocol.js'
+import { wireError, type ErrorCode } from '../errors.js'
+import type { TaskRunner } from '../pool/runner.js'
+import type { Watchdog, Watched } from '../pool/watchdog.js'
+
+export interface StreamEvents {
+  /** One or more framed SSE chunk events. */
+  chunks(frames: string): void
+  /** A retry before the first chunk: an upstream fault retried by the worker, or a worker fault retried here. */
+  retry(code: string): void
+  /** Exactly one of `done` and `error`, last. */
+  done(message: DoneMessage): void
+  error(error: WireError): void
+}
+
+export interface StreamHandle {
+  /** The client is gone: stop the upstream call. Nothing more is reported. */
+  cancel(): void
+}
+
+export type FaultCode = Extract<ErrorCode, 'worker_crashed' | 'worker_stalled' | 'worker_out_of_memory'>
+
+export class Dispatcher {
+  constructor(
+    private readonly runner: TaskRunner,
+    private readonly watchdog: Watchdog | undefined,
+    private readonly maxQueue: number,
+    private readonly onFault: (code: FaultCode, threadId: number | undefined) => void
+  ) {}
+
+  /** Past POOL_MAX_QUEUE waiting turns, refuse before any upstream quota is spent. */
+  get full(): boolean {
+    return this.runner.inflight >= this.runner.capacity + this.maxQueue
+  }
+
+  start(requestId: string, request: UpstreamRequest, wantText: boolean, events: StreamEvents): StreamHandle {
+    let ended = false
+    let chunked = false
+    let attempts = 0
+    let port: MessagePort
+    let watched: Watched | undefined
+
+    const end = () => {
+      ended = true
+      this.watchdog?.unwatch(watched)
+    }
+
+    const launch = () => {
+      attempts++
+      const channel = new MessageChannel()
+      const current = channel.port1
+      port = current
+      let threadId: number | undefined
+      let settled = false
+
+      const fault = (err: unknown) => {
+        if (settled || ended) return
+        settled = true
+        this.watchdog?.unwatch(watched)
+        current.close()
+        const code = this.classify(err, threadId)
+        this.onFault(code, threadId)
+        if (!chunked && attempts === 1) {
+          events.retry(code)
+          launch()
+          return
+        }
+        end()
+        events.error(wireError(code))
+      }
+
+      current.on('message', (message: WorkerMessage) => {
+        if (ended || settled) return
+        if (watched) this.watchdog?.seen(watched)
+        if (typeof message === 'string') {
+          chunked = true
+          events.chunks(message)
+          return
+        }
+        switch (message.type) {
+          case 'start':
+            threadId = message.threadId
+            watched = this.watchdog?.watch(message.threadId)
+            break
+          case 'retry':
+            events.retry(message.code)
+            break
+          case 'done':
+            settled = true
+            end()
+            events.done(message)
+            break
+          case 'error':
+            settled = true
+            end()
+            events.error(message.error)
+            break
+        }
+      })
+
+      const task = this.runner.run({ port: channel.port2, requestId, request, wantText })
+      task.then(undefined, fault)
+      // A port closed without a result: the worker died (Piscina's rejection says how) or a bug ended the task early.
+      current.on('close', () => {
+        if (!settled && !ended) task.then(() => fault(new Error('the worker ended the turn without a result')), fault)
+      })
+    }
+
+    launch()
+    return {
+      cancel: () => {
+        if (ended) return
+        end()
+        port.postMessage({ type: 'cancel' })
+      }
+    }
+  }
+
+  private classify(err: unknown, threadId: number | undefined): FaultCode {
+    if (this.watchdog?.wasStalled(threadId)) return 'worker_stalled'
+    if ((err as { code?: string } | null)?.code === 'ERR_WORKER_OUT_OF_MEMORY') return 'worker_out_of_memory'
+    return 'worker_crashed'
+  }
+}

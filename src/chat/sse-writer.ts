@@ -1,0 +1,103 @@
+// Writes one chat turn as Server-Sent Events: meta, the chunk events the worker framed, heartbeats
+// on a quiet stream, and exactly one terminal event. Bounded: a reader that lets more than
+// STREAM_BUFFER_BYTES pile up is told `client_too_slow` and cut off.
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http'
+import type { DoneMessage, WireError } from '../protocol.js'
+import { wireError } from '../errors.js'
+
+export const SSE_HEADERS = {
+  'content-type': 'text/event-stream; charset=utf-8',
+  // no-transform: compressing proxies would otherwise hold chunks back.
+  'cache-control': 'no-cache, no-transform',
+  'x-accel-buffering': 'no',
+  connection: 'keep-alive'
+} as const
+
+export interface Meta {
+  requestId: string
+  sessionId: string | null
+  model: string
+}
+
+export interface Timing {
+  ttftMs: number | null
+  totalMs: number
+}
+
+/** One timer for every open stream: a stream that wrote nothing since the last tick gets `: ping`. */
+export class Heartbeats {
+  private readonly writers = new Set<SseWriter>()
+  private readonly timer: NodeJS.Timeout
+  constructor(intervalMs: number) {
+    this.timer = setInterval(() => { for (const w of this.writers) w.heartbeat() }, intervalMs).unref()
+  }
+  add(w: SseWriter): void { this.writers.add(w) }
+  delete(w: SseWriter): void { this.writers.delete(w) }
+  close(): void { clearInterval(this.timer) }
+}
+
+export class SseWriter {
+  ended = false
+  private wrote = false
+  private readonly startedAt = performance.now()
+  private firstChunkAt: number | undefined
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly heartbeats: Heartbeats,
+    private readonly bufferLimit: number,
+    /** Called once when the reader fell too far behind; the caller cancels the upstream call. */
+    private readonly onTooSlow: () => void
+  ) {}
+
+  /** `headers`: what hooks (CORS, security headers) already set on the reply Fastify no longer sends. */
+  open(meta: Meta, headers: Record<string, string | number | string[] | undefined>): void {
+    this.res.writeHead(200, { ...headers, ...SSE_HEADERS } as OutgoingHttpHeaders)
+    this.res.write(`event: meta\ndata: ${JSON.stringify(meta)}\n\n`)
+    this.heartbeats.add(this)
+  }
+
+  chunks(frames: string): void {
+    if (this.ended) return
+    this.firstChunkAt ??= performance.now()
+    this.wrote = true
+    this.res.write(frames)
+    if (this.res.writableLength > this.bufferLimit) {
+      this.error(wireError('client_too_slow', `More than ${this.bufferLimit} bytes were waiting for this client.`))
+      this.onTooSlow()
+    }
+  }
+
+  get timing(): Timing {
+    const now = performance.now()
+    return {
+      ttftMs: this.firstChunkAt === undefined ? null : Math.round(this.firstChunkAt - this.startedAt),
+      totalMs: Math.round(now - this.startedAt)
+    }
+  }
+
+  done(message: DoneMessage): void {
+    this.end('done', JSON.stringify({ finishReason: message.finishReason, usage: message.usage, timing: this.timing }))
+  }
+
+  error(error: WireError): void {
+    this.end('error', JSON.stringify(error))
+  }
+
+  heartbeat(): void {
+    if (!this.wrote) this.res.write(': ping\n\n')
+    this.wrote = false
+  }
+
+  /** The client went away: nothing more can be written. */
+  abandon(): void {
+    this.ended = true
+    this.heartbeats.delete(this)
+  }
+
+  private end(event: 'done' | 'error', data: string): void {
+    if (this.ended) return
+    this.abandon()
+    this.res.end(`event: ${event}\ndata: ${data}\n\n`)
+  }
+}

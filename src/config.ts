@@ -1,0 +1,108 @@
+// Every environment variable, validated once at start-up into a typed, frozen object.
+// A bad value stops start-up with one line naming the variable, the value and what is allowed.
+import { availableParallelism } from 'node:os'
+import envSchema from 'env-schema'
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { simulatorEnvSchema } from './simulator/options.js'
+
+const cores = availableParallelism()
+const Int = (def: number | undefined, min: number, max: number, description: string) =>
+  Type.Integer({ ...(def === undefined ? {} : { default: def }), minimum: min, maximum: max, description })
+const Flag = (description: string) =>
+  Type.Union([Type.Literal('0'), Type.Literal('1'), Type.Literal('true'), Type.Literal('false')], { default: '0', description })
+
+export const envProperties = {
+  PORT: Int(3000, 0, 65535, 'HTTP port'),
+  HOST: Type.String({ default: '127.0.0.1', minLength: 1, description: 'interface to listen on' }),
+  LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
+  LOG_CONTENT: Flag('log message text (off: text never reaches a log line)'),
+
+  GEMINI_API_KEY: Type.Optional(Type.String({ minLength: 1, description: 'unset: the built-in simulator is started' })),
+  GEMINI_BASE_URL: Type.Optional(Type.String({ pattern: '^https?://', description: 'upstream base URL' })),
+  DEFAULT_MODEL: Type.String({ default: 'gemini-2.5-flash', pattern: '^[A-Za-z0-9._-]+$' }),
+  ALLOWED_MODELS: Type.String({ default: 'gemini-2.5-flash,gemini-2.5-flash-lite,gemini-2.5-pro', pattern: '^[A-Za-z0-9._-]+(,[A-Za-z0-9._-]+)*$' }),
+
+  SSE_HEARTBEAT_MS: Int(15_000, 100, 600_000, 'interval of ": ping" comments on a quiet stream'),
+  STREAM_TTFT_TIMEOUT_MS: Int(30_000, 100, 600_000, 'deadline for the first token (upstream_timeout)'),
+  STREAM_IDLE_TIMEOUT_MS: Int(30_000, 100, 600_000, 'longest gap between chunks (stream_timeout)'),
+  STREAM_MAX_MS: Int(300_000, 1_000, 3_600_000, 'longest stream (stream_timeout)'),
+  STREAM_BUFFER_BYTES: Int(1 << 20, 4_096, 64 << 20, 'bytes buffered for one slow reader before client_too_slow'),
+  UPSTREAM_RETRIES: Int(2, 0, 10, 'retries before the first chunk'),
+
+  POOL_MODE: Type.Union([Type.Literal('pool'), Type.Literal('inline')], { default: 'pool', description: 'inline: benchmark baseline only' }),
+  POOL_MIN_THREADS: Int(cores, 1, 256, 'workers kept alive'),
+  POOL_MAX_THREADS: Int(cores, 1, 256, 'most workers'),
+  POOL_TASKS_PER_WORKER: Int(64, 1, 4_096, 'streams one worker serves at once (1 = strict isolation)'),
+  POOL_MAX_QUEUE: Int(1_024, 0, 1_000_000, 'streams waiting for a worker slot before 503 overloaded'),
+  POOL_IDLE_TIMEOUT_MS: Int(60_000, 0, 86_400_000, 'idle worker lifetime above POOL_MIN_THREADS'),
+  WORKER_MAX_HEAP_MB: Int(256, 16, 16_384, 'old-generation heap limit per worker'),
+  WORKER_STALL_MS: Int(5_000, 200, 600_000, 'a worker silent this long is terminated (worker_stalled)'),
+  CHAOS: Flag('honour [[chaos:…]] directives (tests only)'),
+
+  SESSION_TTL_MS: Int(1_800_000, 1_000, 30 * 86_400_000, 'idle session lifetime'),
+  SESSION_MAX: Int(100_000, 1, 10_000_000, 'sessions kept in memory (oldest evicted)'),
+  SESSION_MAX_TURNS: Int(100, 2, 10_000, 'turns kept per session (oldest dropped)'),
+  HISTORY_MAX_TURNS: Int(100, 1, 10_000, 'turns accepted in a stateless history'),
+  BODY_LIMIT_BYTES: Int(1 << 20, 1_024, 64 << 20, 'largest request body'),
+
+  SHUTDOWN_GRACE_MS: Int(30_000, 0, 3_600_000, 'how long streams may finish after SIGTERM'),
+  ...simulatorEnvSchema.properties
+} satisfies Record<string, TSchema>
+
+export const EnvSchema = Type.Object(envProperties)
+type Env = Static<typeof EnvSchema>
+
+const on = (v: string) => v === '1' || v === 'true'
+
+function derive(env: Env) {
+  const allowedModels = env.ALLOWED_MODELS.split(',')
+  return {
+    ...env,
+    LOG_CONTENT: on(env.LOG_CONTENT),
+    CHAOS: on(env.CHAOS),
+    allowedModels,
+    useSimulator: env.GEMINI_API_KEY === undefined
+  }
+}
+export type Config = Readonly<ReturnType<typeof derive>>
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+interface AjvError { instancePath: string; message?: string; params: Record<string, unknown>; keyword: string }
+
+function describe(err: AjvError, source: Record<string, string | undefined>): string {
+  const name = err.instancePath.replace(/^\//, '') || String(err.params.missingProperty ?? '')
+  const schema = (envProperties as Record<string, TSchema>)[name]
+  const allowed = schema?.anyOf
+    ? `one of ${schema.anyOf.map((s: TSchema) => s.const).join(', ')}`
+    : [schema?.minimum !== undefined && `>= ${schema.minimum}`, schema?.maximum !== undefined && `<= ${schema.maximum}`,
+        schema?.type === 'integer' && 'an integer', schema?.pattern && `matching ${schema.pattern}`].filter(Boolean).join(', ')
+  return `invalid configuration: ${name}=${JSON.stringify(source[name])} is not allowed (${err.message ?? err.keyword}); expected ${allowed || schema?.type}`
+}
+
+/** Validates `source` (process.env by default) and returns the frozen config, or throws ConfigError with one line. */
+export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
+  // Only our own keys, so unrelated variables never fail validation and never reach the config.
+  const picked: Record<string, string> = {}
+  for (const key of Object.keys(envProperties)) {
+    const value = source[key]
+    if (value !== undefined && value !== '') picked[key] = value
+  }
+  let env: Env
+  try {
+    env = envSchema<Env>({ schema: EnvSchema, data: picked, env: false, ajv: { customOptions: (ajv) => ajv } }) as Env
+  } catch (err) {
+    const first = (err as { errors?: AjvError[] }).errors?.[0]
+    throw new ConfigError(first ? describe(first, source) : (err as Error).message)
+  }
+  const config = derive(env)
+  if (config.POOL_MIN_THREADS > config.POOL_MAX_THREADS) {
+    throw new ConfigError(`invalid configuration: POOL_MIN_THREADS=${config.POOL_MIN_THREADS} is above POOL_MAX_THREADS=${config.POOL_MAX_THREADS}; expected <= POOL_MAX_THREADS`)
+  }
+  if (!config.allowedModels.includes(config.DEFAULT_MODEL)) {
+    throw new ConfigError(`invalid configuration: DEFAULT_MODEL=${JSON.stringify(config.DEFAULT_MODEL)} is not in ALLOWED_MODELS; expected one of ${config.allowedModels.join(', ')}`)
+  }
+  return Object.freeze(config)
+}

@@ -1,0 +1,50 @@
+// The one registry of error codes. Codes are a public contract: add, never rename.
+// `status` is the HTTP status when the error refuses a request before its stream starts;
+// once a stream has started the same code travels as an `error` event instead.
+import type { WireError } from './protocol.js'
+
+export const errorCodes = {
+  bad_request: { status: 400, retryable: false, message: 'The request is not valid.' },
+  unsupported_media_type: { status: 415, retryable: false, message: 'Send the body as application/json.' },
+  unauthorized: { status: 401, retryable: false, message: 'A valid API key is required.' },
+  not_found: { status: 404, retryable: false, message: 'No such route.' },
+  payload_too_large: { status: 413, retryable: false, message: 'The request body is too large.' },
+  rate_limited: { status: 429, retryable: true, message: 'Too many requests; retry later.' },
+  overloaded: { status: 503, retryable: true, message: 'The gateway is at capacity; retry later.' },
+  session_busy: { status: 409, retryable: true, message: 'This session already has a turn in progress.' },
+  session_not_found: { status: 404, retryable: false, message: 'No such session (it may have expired).' },
+  upstream_rate_limited: { status: 429, retryable: true, message: 'The model provider is rate limiting requests.' },
+  upstream_unavailable: { status: 503, retryable: true, message: 'The model provider is unavailable.' },
+  upstream_error: { status: 502, retryable: false, message: 'The model provider returned an error.' },
+  upstream_timeout: { status: 504, retryable: true, message: 'The model provider did not answer in time.' },
+  safety_blocked: { status: 400, retryable: false, message: 'The model declined to answer for safety reasons.' },
+  worker_crashed: { status: 500, retryable: true, message: 'The worker serving this stream crashed.' },
+  worker_stalled: { status: 500, retryable: true, message: 'The worker serving this stream stopped responding.' },
+  worker_out_of_memory: { status: 500, retryable: true, message: 'The worker serving this stream ran out of memory.' },
+  client_too_slow: { status: 500, retryable: true, message: 'The client read the stream too slowly.' },
+  stream_timeout: { status: 504, retryable: true, message: 'The stream exceeded its time limit.' },
+  shutting_down: { status: 503, retryable: true, message: 'The gateway is shutting down; retry on another replica.' },
+  internal_error: { status: 500, retryable: true, message: 'Internal error.' }
+} as const satisfies Record<string, { status: number; retryable: boolean; message: string }>
+
+export type ErrorCode = keyof typeof errorCodes
+
+/** An error refused at the edge: becomes `{"error":{"code","message"}}` with the code's status. */
+export class GatewayError extends Error {
+  readonly code: ErrorCode
+  readonly statusCode: number
+  readonly retryAfterS: number | undefined
+  constructor(code: ErrorCode, message: string = errorCodes[code].message, retryAfterS?: number) {
+    super(message)
+    this.code = code
+    this.statusCode = errorCodes[code].status
+    this.retryAfterS = retryAfterS
+  }
+}
+
+/** The `error` event payload for a code, with the registry's message and retryability unless given. */
+export function wireError(code: ErrorCode, message?: string, retryAfterMs?: number): WireError {
+  const err: WireError = { code, message: message ?? errorCodes[code].message, retryable: errorCodes[code].retryable }
+  if (retryAfterMs !== undefined) err.retryAfterMs = retryAfterMs
+  return err
+}

@@ -1,0 +1,59 @@
+// Prometheus metrics, one registry per app. Labels are closed sets (codes, causes), never ids.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { Usage } from './protocol.js'
+import type { Timing } from './chat/sse-writer.js'
+import type { TaskRunner } from './pool/runner.js'
+
+export function createMetrics(runner: TaskRunner) {
+  const registry = new Registry()
+  // Includes nodejs_eventloop_lag_p99_seconds: the front process's event-loop delay.
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 10 })
+  const r = { registers: [registry] }
+
+  const activeStreams = new Gauge({ name: 'gateway_active_streams', help: 'Streams open to clients', ...r })
+  new Gauge({ name: 'gateway_queued_tasks', help: 'Turns waiting for a worker slot', ...r, collect() { this.set(Math.max(0, runner.inflight - runner.capacity)) } })
+  new Gauge({ name: 'gateway_pool_threads', help: 'Live worker threads', ...r, collect() { this.set(runner.size) } })
+  new Gauge({
+    name: 'gateway_pool_utilization', help: 'Turns running on workers / worker slots (0..1)', ...r,
+    collect() { this.set(Number.isFinite(runner.capacity) ? Math.min(1, runner.inflight / runner.capacity) : 0) }
+  })
+  const workerRestarts = new Counter({ name: 'gateway_worker_restarts_total', help: 'Workers replaced, by cause', labelNames: ['cause'], ...r })
+  const streams = new Counter({ name: 'gateway_streams_total', help: 'Streams ended, by outcome (done, an error code, or client_closed)', labelNames: ['outcome'], ...r })
+  const ttft = new Histogram({ name: 'gateway_time_to_first_chunk_seconds', help: 'Admission to first chunk written', buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], ...r })
+  const duration = new Histogram({ name: 'gateway_stream_duration_seconds', help: 'Admission to the terminal event', buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300], ...r })
+  const tokens = new Counter({ name: 'gateway_tokens_total', help: 'Tokens reported by the upstream', labelNames: ['direction'], ...r })
+  const upstreamErrors = new Counter({ name: 'gateway_upstream_errors_total', help: 'Streams ended by an upstream failure, by code', labelNames: ['code'], ...r })
+  const retries = new Counter({ name: 'gateway_retries_total', help: 'Transparent retries before the first chunk, by the fault retried', labelNames: ['code'], ...r })
+  const admissionRefused = new Counter({ name: 'gateway_admission_refused_total', help: 'Requests refused before a stream started, by code', labelNames: ['code'], ...r })
+
+  // A crashed worker fails all of its streams; count the worker once.
+  const countedThreads = new Set<number>()
+
+  return {
+    registry,
+    admissionRefused,
+    streamStarted: () => activeStreams.inc(),
+    streamEnded(outcome: string, timing: Timing, usage: Usage | undefined) {
+      activeStreams.dec()
+      streams.inc({ outcome })
+      duration.observe(timing.totalMs / 1000)
+      if (timing.ttftMs !== null) ttft.observe(timing.ttftMs / 1000)
+      if (usage) {
+        tokens.inc({ direction: 'in' }, usage.promptTokens)
+        tokens.inc({ direction: 'out' }, usage.outputTokens)
+      }
+      if (outcome.startsWith('upstream_') || outcome === 'safety_blocked') upstreamErrors.inc({ code: outcome })
+    },
+    retried: (code: string) => retries.inc({ code }),
+    workerFault(cause: string, threadId: number | undefined) {
+      if (threadId !== undefined) {
+        if (countedThreads.has(threadId)) return
+        countedThreads.add(threadId)
+        setTimeout(() => countedThreads.delete(threadId), 60_000).unref()
+      }
+      workerRestarts.inc({ cause })
+    }
+  }
+}
+
+export type Metrics = ReturnType<typeof createMetrics>

@@ -1,0 +1,108 @@
+// Runs chat tasks: on a Piscina pool (the product) or inline on the front thread (the benchmark
+// baseline, POOL_MODE=inline). The dispatcher sees only this interface.
+import { EventEmitter } from 'node:events'
+import { Piscina } from 'piscina'
+import type { Config } from '../config.js'
+import type { ChatTask, WorkerSettings } from '../protocol.js'
+
+export interface TaskRunner extends EventEmitter {
+  run(task: ChatTask): Promise<void>
+  /** Tasks handed over and not yet settled, running or queued. */
+  readonly inflight: number
+  /** Tasks that can run at once before the rest queue. */
+  readonly capacity: number
+  /** Live worker threads (0 inline). */
+  readonly size: number
+  /** Ends a worker whose event loop is stuck; its tasks reject and Piscina starts a replacement. */
+  terminate(threadId: number): boolean
+  close(): Promise<void>
+}
+
+// Tests run the front process from source; the worker is always tsc's output (npm test builds first).
+const workerFile = import.meta.url.endsWith('.ts')
+  ? new URL('../../dist/workers/chat.worker.js', import.meta.url)
+  : new URL('../../workers/chat.worker.js', import.meta.url)
+
+export function workerSettings(config: Config, baseUrl: string | undefined): WorkerSettings {
+  return {
+    apiKey: config.GEMINI_API_KEY ?? 'simulator',
+    baseUrl: config.GEMINI_BASE_URL ?? baseUrl,
+    chaos: config.CHAOS,
+    heartbeatMs: Math.max(25, Math.floor(config.WORKER_STALL_MS / 4)),
+    ttftTimeoutMs: config.STREAM_TTFT_TIMEOUT_MS,
+    idleTimeoutMs: config.STREAM_IDLE_TIMEOUT_MS,
+    maxStreamMs: config.STREAM_MAX_MS,
+    upstreamRetries: config.UPSTREAM_RETRIES
+  }
+}
+
+class Counted extends EventEmitter {
+  inflight = 0
+  protected count(task: Promise<void>): Promise<void> {
+    this.inflight++
+    const settle = () => { this.inflight-- }
+    task.then(settle, settle)
+    return task
+  }
+}
+
+class PoolRunner extends Counted implements TaskRunner {
+  readonly capacity: number
+  private readonly pool: Piscina
+  constructor(config: Config, settings: WorkerSettings) {
+    super()
+    this.capacity = config.POOL_MAX_THREADS * config.POOL_TASKS_PER_WORKER
+    this.pool = new Piscina({
+      filename: workerFile.href,
+      minThreads: config.POOL_MIN_THREADS,
+      maxThreads: config.POOL_MAX_THREADS,
+      concurrentTasksPerWorker: config.POOL_TASKS_PER_WORKER,
+      idleTimeout: config.POOL_IDLE_TIMEOUT_MS,
+      // 'sync' parks an idle worker in Atomics.wait, freezing the timers and ports of streams.
+      atomics: 'disabled',
+      resourceLimits: { maxOldGenerationSizeMb: config.WORKER_MAX_HEAP_MB },
+      // Admission is ours (POOL_MAX_QUEUE), decided before a task reaches Piscina.
+      maxQueue: Number.POSITIVE_INFINITY,
+      // Streams are drained before close; whatever is left by then is cut.
+      closeTimeout: 1_000,
+      workerData: settings
+    })
+    // Without a listener, an error thrown after a worker's tasks settled would crash this process.
+    this.pool.on('error', (err) => this.emit('error', err))
+    this.pool.on('workerCreate', () => this.emit('size'))
+    this.pool.on('workerDestroy', () => this.emit('size'))
+  }
+
+  run(task: ChatTask): Promise<void> {
+    return this.count(this.pool.run(task, { transferList: [task.port] }))
+  }
+
+  get size(): number { return this.pool.threads.length }
+
+  terminate(threadId: number): boolean {
+    const thread = this.pool.threads.find((t) => t.threadId === threadId)
+    if (!thread) return false
+    void thread.terminate()
+    return true
+  }
+
+  async close(): Promise<void> { await this.pool.close({ force: true }) }
+}
+
+/** The same task code on the front thread: what the pool is measured against, never the product. */
+class InlineRunner extends Counted implements TaskRunner {
+  readonly capacity = Number.POSITIVE_INFINITY
+  readonly size = 0
+  constructor(private readonly task: (task: ChatTask) => Promise<void>) { super() }
+  run(task: ChatTask): Promise<void> { return this.count(this.task(task)) }
+  terminate(): boolean { return false }
+  async close(): Promise<void> {}
+}
+
+export async function createRunner(config: Config, baseUrl: string | undefined): Promise<TaskRunner> {
+  const settings = workerSettings(config, baseUrl)
+  if (config.POOL_MODE === 'pool') return new PoolRunner(config, settings)
+  // Loaded only in this mode, so the product's front process never loads the Gemini SDK.
+  const { createChatTask } = await import('../../workers/chat-task.js')
+  return new InlineRunner(createChatTask(settings))
+}

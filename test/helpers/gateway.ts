@@ -1,0 +1,44 @@
+// A real gateway on port 0 in front of a real simulator on port 0, closed after each use.
+import Fastify, { type FastifyInstance } from 'fastify'
+import app from '../../src/app.js'
+import { loadConfig, type Config } from '../../src/config.js'
+import { serverOptions } from '../../src/server-options.js'
+import { startSimulator, type Simulator, type StartSimulatorOptions } from '../../src/simulator/index.js'
+
+export interface TestGateway {
+  url: string
+  app: FastifyInstance
+  sim: Simulator
+  config: Config
+  close(): Promise<void>
+}
+
+/** Fast defaults so tests finish quickly; a test overrides what it exercises. */
+export async function startGateway(env: Record<string, string> = {}, sim: StartSimulatorOptions = {}): Promise<TestGateway> {
+  const simulator = await startSimulator({ ttftMs: 0, delayMs: 0, tokens: 12, ...sim })
+  const config = loadConfig({ POOL_MIN_THREADS: '1', POOL_MAX_THREADS: '2', LOG_LEVEL: 'silent', ...env })
+  const fastify = Fastify(serverOptions(config, false))
+  await fastify.register(app, { config, baseUrl: simulator.url })
+  await fastify.listen({ port: 0, host: '127.0.0.1' })
+  const address = fastify.server.address()
+  if (!address || typeof address === 'string') throw new Error('no port')
+  return {
+    url: `http://127.0.0.1:${address.port}`,
+    app: fastify,
+    sim: simulator,
+    config,
+    async close() {
+      await fastify.close()
+      await simulator.close()
+    }
+  }
+}
+
+/** Polls until `check` returns true, for state that no event announces (bounded, never a fixed sleep). */
+export async function until(check: () => boolean | Promise<boolean>, timeoutMs = 5_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
