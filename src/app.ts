@@ -16,7 +16,7 @@ import { createMetrics, type Metrics } from './metrics.js'
 import { createRunner, type TaskRunner } from './pool/runner.js'
 import { Watchdog } from './pool/watchdog.js'
 import { MemorySessionStore } from './sessions/memory-store.js'
-import { chatRoutes } from './routes/chat.js'
+import { chatRoutes, STREAMED } from './routes/chat.js'
 import { healthRoutes } from './routes/health.js'
 import { metricsRoutes } from './routes/metrics.js'
 
@@ -35,6 +35,7 @@ export interface Gateway {
 
 declare module 'fastify' {
   interface FastifyInstance { gateway: Gateway }
+  interface FastifyRequest { outcome: string | undefined }
 }
 
 async function app(fastify: FastifyInstance, { config, baseUrl }: AppOptions): Promise<void> {
@@ -54,6 +55,15 @@ async function app(fastify: FastifyInstance, { config, baseUrl }: AppOptions): P
 
   fastify.decorate('gateway', { config, runner, lifecycle, metrics })
   installErrorHandler(fastify, (code) => metrics.admissionRefused.inc({ code }))
+  fastify.decorateRequest('outcome', undefined)
+  // The one log line of a request that was answered normally or refused; a chat stream logs its own when it ends.
+  // Probes and scrapes arrive every few seconds from every balancer: debug, not info.
+  const probes = new Set(['/healthz', '/readyz', '/metrics'])
+  fastify.addHook('onResponse', async (request, reply) => {
+    if (request.outcome === STREAMED) return
+    const url = request.routeOptions.url ?? 'unmatched'
+    request.log[probes.has(url) ? 'debug' : 'info']({ method: request.method, url, statusCode: reply.statusCode, outcome: request.outcome ?? 'ok', durationMs: Math.round(reply.elapsedTime) }, 'request')
+  })
   fastify.addHook('onClose', async () => {
     // Streams still open end now, with shutting_down, before the workers go.
     await lifecycle.drain(0)

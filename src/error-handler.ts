@@ -36,11 +36,14 @@ export function installErrorHandler(fastify: FastifyInstance, onRefused: (code: 
       message = errorCodes.internal_error.message
     }
     onRefused(code)
+    request.outcome = code
     return reply.status(errorCodes[code].status).send({ error: { code, message } })
   })
 
-  fastify.setNotFoundHandler((request, reply) =>
-    reply.status(404).send({ error: { code: 'not_found', message: `No route ${request.method} ${request.url.split('?')[0]}.` } }))
+  fastify.setNotFoundHandler((request, reply) => {
+    request.outcome = 'not_found'
+    return reply.status(404).send({ error: { code: 'not_found', message: `No route ${request.method} ${request.url.split('?')[0]}.` } })
+  })
 }
 
 /** "body/message must NOT have more than 32000 characters", naming an unknown field when that is the fault. */

@@ -4,7 +4,7 @@ import Fastify from 'fastify'
 import closeWithGrace from 'close-with-grace'
 import { ConfigError, loadConfig, type Config } from './config.js'
 import app from './app.js'
-import { REDACT, serverOptions } from './server-options.js'
+import { loggerOptions, serverOptions } from './server-options.js'
 import { simulatorOptionsFrom, startSimulator, type Simulator } from './simulator/index.js'
 
 function configOrExit(): Config {
@@ -18,12 +18,7 @@ function configOrExit(): Config {
 }
 
 const config = configOrExit()
-const fastify = Fastify(serverOptions(config, {
-  level: config.LOG_LEVEL,
-  redact: { paths: REDACT, censor: '[redacted]' },
-  // Humans on a terminal get readable lines; everything else (containers, files, pipes) gets JSON.
-  ...(process.stdout.isTTY ? { transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l' } } } : {})
-}))
+const fastify = Fastify(serverOptions(config, loggerOptions(config)))
 
 let simulator: Simulator | undefined
 if (config.useSimulator) {

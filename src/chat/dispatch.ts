@@ -1,5 +1,6 @@
 // Hands a chat turn to a worker and relays what comes back. Owns the worker-fault policy:
-// a fault becomes one error event, and a turn that had sent no chunk yet is retried once.
+// a fault becomes one error event, and a turn that had sent no chunk yet is retried once, alone
+// on a worker of its own (it may be the turn that caused the fault).
 //
 //   start() ─▶ MessageChannel ─▶ runner.run({port2}) ─▶ worker
 //                  port1 ◀── string | start | hb | retry | done | error
@@ -24,6 +25,8 @@ export interface StreamEvents {
 export interface StreamHandle {
   /** The client is gone: stop the upstream call. Nothing more is reported. */
   cancel(): void
+  /** The worker threads that served the turn, one per attempt (for the log line). */
+  readonly threads: number[]
 }
 
 export type FaultCode = Extract<ErrorCode, 'worker_crashed' | 'worker_stalled' | 'worker_out_of_memory'>
@@ -47,6 +50,7 @@ export class Dispatcher {
     let attempts = 0
     let port: MessagePort
     let watched: Watched | undefined
+    const threads: number[] = []
 
     const end = () => {
       ended = true
@@ -88,6 +92,7 @@ export class Dispatcher {
         switch (message.type) {
           case 'start':
             threadId = message.threadId
+            threads.push(threadId)
             watched = this.watchdog?.watch(message.threadId)
             break
           case 'retry':
@@ -106,7 +111,7 @@ export class Dispatcher {
         }
       })
 
-      const task = this.runner.run({ port: channel.port2, requestId, request, wantText })
+      const task = this.runner.run({ port: channel.port2, requestId, request, wantText }, attempts > 1)
       task.then(undefined, fault)
       // A port closed without a result: the worker died (Piscina's rejection says how) or a bug ended the task early.
       current.on('close', () => {
@@ -116,6 +121,7 @@ export class Dispatcher {
 
     launch()
     return {
+      threads,
       cancel: () => {
         if (ended) return
         end()

@@ -6,7 +6,11 @@ import type { Config } from '../config.js'
 import type { ChatTask, WorkerSettings } from '../protocol.js'
 
 export interface TaskRunner extends EventEmitter {
-  run(task: ChatTask): Promise<void>
+  /**
+   * `isolated`: a retry after a worker fault runs alone on a worker of its own, so that a turn
+   * that kills its worker every time (a poison prompt) cannot take other conversations with it.
+   */
+  run(task: ChatTask, isolated?: boolean): Promise<void>
   /** Tasks handed over and not yet settled, running or queued. */
   readonly inflight: number
   /** Tasks that can run at once before the rest queue. */
@@ -49,44 +53,53 @@ class Counted extends EventEmitter {
 class PoolRunner extends Counted implements TaskRunner {
   readonly capacity: number
   private readonly pool: Piscina
+  /** One turn per thread, started on demand: where retries after a worker fault run. */
+  private readonly quarantine: Piscina
+
   constructor(config: Config, settings: WorkerSettings) {
     super()
     this.capacity = config.POOL_MAX_THREADS * config.POOL_TASKS_PER_WORKER
-    this.pool = new Piscina({
+    const options = {
       filename: workerFile.href,
-      minThreads: config.POOL_MIN_THREADS,
-      maxThreads: config.POOL_MAX_THREADS,
-      concurrentTasksPerWorker: config.POOL_TASKS_PER_WORKER,
-      idleTimeout: config.POOL_IDLE_TIMEOUT_MS,
       // 'sync' parks an idle worker in Atomics.wait, freezing the timers and ports of streams.
-      atomics: 'disabled',
+      atomics: 'disabled' as const,
       resourceLimits: { maxOldGenerationSizeMb: config.WORKER_MAX_HEAP_MB },
       // Admission is ours (POOL_MAX_QUEUE), decided before a task reaches Piscina.
       maxQueue: Number.POSITIVE_INFINITY,
       // Streams are drained before close; whatever is left by then is cut.
       closeTimeout: 1_000,
       workerData: settings
+    }
+    this.pool = new Piscina({
+      ...options,
+      minThreads: config.POOL_MIN_THREADS,
+      maxThreads: config.POOL_MAX_THREADS,
+      concurrentTasksPerWorker: config.POOL_TASKS_PER_WORKER,
+      idleTimeout: config.POOL_IDLE_TIMEOUT_MS
     })
-    // Without a listener, an error thrown after a worker's tasks settled would crash this process.
-    this.pool.on('error', (err) => this.emit('error', err))
-    this.pool.on('workerCreate', () => this.emit('size'))
-    this.pool.on('workerDestroy', () => this.emit('size'))
+    this.quarantine = new Piscina({ ...options, minThreads: 0, maxThreads: config.POOL_MAX_THREADS, concurrentTasksPerWorker: 1, idleTimeout: 5_000 })
+    for (const pool of [this.pool, this.quarantine]) {
+      // Without a listener, an error thrown after a worker's tasks settled would crash this process.
+      pool.on('error', (err) => this.emit('error', err))
+    }
   }
 
-  run(task: ChatTask): Promise<void> {
-    return this.count(this.pool.run(task, { transferList: [task.port] }))
+  run(task: ChatTask, isolated = false): Promise<void> {
+    return this.count((isolated ? this.quarantine : this.pool).run(task, { transferList: [task.port] }))
   }
 
   get size(): number { return this.pool.threads.length }
 
   terminate(threadId: number): boolean {
-    const thread = this.pool.threads.find((t) => t.threadId === threadId)
+    const thread = [...this.pool.threads, ...this.quarantine.threads].find((t) => t.threadId === threadId)
     if (!thread) return false
     void thread.terminate()
     return true
   }
 
-  async close(): Promise<void> { await this.pool.close({ force: true }) }
+  async close(): Promise<void> {
+    await Promise.all([this.pool.close({ force: true }), this.quarantine.close({ force: true })])
+  }
 }
 
 /** The same task code on the front thread: what the pool is measured against, never the product. */

@@ -25,6 +25,9 @@ const errorResponses = Object.fromEntries(
   [...new Set(Object.values(errorCodes).map((e) => e.status))].filter((s) => s < 500 || s === 503).map((s) => [s, ErrorBodySchema])
 )
 
+/** Marks a request whose log line the stream writes itself when it ends. */
+export const STREAMED = 'streamed'
+
 export const chatRoutes: FastifyPluginAsync<ChatRouteOptions> = async (fastify, opts) => {
   const { config, dispatcher, sessions, heartbeats, lifecycle, metrics } = opts
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
@@ -57,7 +60,7 @@ export const chatRoutes: FastifyPluginAsync<ChatRouteOptions> = async (fastify, 
       metrics.streamEnded(code, writer.timing, usage)
       const timing = writer.timing
       request.log.info({
-        requestId, sessionId, model, outcome: code, retries, ttftMs: timing.ttftMs, durationMs: timing.totalMs,
+        requestId, sessionId, model, outcome: code, retries, threads: handle.threads, ttftMs: timing.ttftMs, durationMs: timing.totalMs,
         promptTokens: usage?.promptTokens, outputTokens: usage?.outputTokens,
         ...(config.LOG_CONTENT ? { message: body.message } : {})
       }, 'chat turn')
@@ -73,6 +76,7 @@ export const chatRoutes: FastifyPluginAsync<ChatRouteOptions> = async (fastify, 
     const release = () => { if (sessionId) void sessions.release(sessionId) }
 
     reply.hijack()
+    request.outcome = STREAMED
     writer.open({ requestId, sessionId, model }, { ...reply.getHeaders(), 'x-request-id': requestId })
     metrics.streamStarted()
 

@@ -1,8 +1,9 @@
 // A real gateway on port 0 in front of a real simulator on port 0, closed after each use.
+import { Writable } from 'node:stream'
 import Fastify, { type FastifyInstance } from 'fastify'
 import app from '../../src/app.js'
 import { loadConfig, type Config } from '../../src/config.js'
-import { serverOptions } from '../../src/server-options.js'
+import { loggerOptions, serverOptions } from '../../src/server-options.js'
 import { startSimulator, type Simulator, type StartSimulatorOptions } from '../../src/simulator/index.js'
 
 export interface TestGateway {
@@ -10,14 +11,19 @@ export interface TestGateway {
   app: FastifyInstance
   sim: Simulator
   config: Config
+  /** Every log line, parsed, when started with `logs: true`. */
+  logs: any[]
   close(): Promise<void>
 }
 
 /** Fast defaults so tests finish quickly; a test overrides what it exercises. */
-export async function startGateway(env: Record<string, string> = {}, sim: StartSimulatorOptions = {}): Promise<TestGateway> {
+export async function startGateway(env: Record<string, string> = {}, sim: StartSimulatorOptions = {}, opts: { logs?: boolean } = {}): Promise<TestGateway> {
   const simulator = await startSimulator({ ttftMs: 0, delayMs: 0, tokens: 12, ...sim })
-  const config = loadConfig({ POOL_MIN_THREADS: '1', POOL_MAX_THREADS: '2', LOG_LEVEL: 'silent', ...env })
-  const fastify = Fastify(serverOptions(config, false))
+  const config = loadConfig({ POOL_MIN_THREADS: '1', POOL_MAX_THREADS: '2', ...env })
+  const logs: any[] = []
+  const stream = new Writable({ write(line, _enc, done) { logs.push(JSON.parse(String(line))); done() } })
+  // The process's own logger options (redaction included), written to memory.
+  const fastify = Fastify(serverOptions(config, opts.logs ? loggerOptions(config, stream) : false))
   await fastify.register(app, { config, baseUrl: simulator.url })
   await fastify.listen({ port: 0, host: '127.0.0.1' })
   const address = fastify.server.address()
@@ -27,6 +33,7 @@ export async function startGateway(env: Record<string, string> = {}, sim: StartS
     app: fastify,
     sim: simulator,
     config,
+    logs,
     async close() {
       await fastify.close()
       await simulator.close()

@@ -1,0 +1,92 @@
+// One conversation's worker fault never touches conversations on other workers.
+import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { afterEach, describe, expect, test } from 'vitest'
+import { postChat, replyText, terminal, type ChatResult } from './helpers/sse.js'
+import { startGateway, until, type TestGateway } from './helpers/gateway.js'
+
+const STALL_MS = 1_000
+const FAULTS: Array<[string, string]> = [
+  ['throw', 'worker_crashed'],
+  ['exit', 'worker_crashed'],
+  ['oom', 'worker_out_of_memory'],
+  ['spin', 'worker_stalled']
+]
+
+let gw: TestGateway | undefined
+afterEach(async () => { await gw?.close(); gw = undefined })
+
+const prompt = (i: number) => `conversation ${i} [[sim:tokens=25, delay=40]]`
+
+describe.each([1, 8])('POOL_TASKS_PER_WORKER=%i', (perWorker) => {
+  // Strict isolation: a worker per stream. Density: two workers share everything.
+  const threads = perWorker === 1 ? 4 : 2
+  const normalCount = perWorker === 1 ? 3 : 6
+
+  test.each(FAULTS)('[[chaos:%s]] ends its own stream with %s and leaves other workers\' streams intact', async (kind, code) => {
+    gw = await startGateway({
+      CHAOS: '1', POOL_MIN_THREADS: String(threads), POOL_MAX_THREADS: String(threads), POOL_TASKS_PER_WORKER: String(perWorker),
+      WORKER_STALL_MS: String(STALL_MS), WORKER_MAX_HEAP_MB: '48', UPSTREAM_RETRIES: '0'
+    }, {}, { logs: true })
+    const g = gw
+    const prompts = Array.from({ length: normalCount }, (_, i) => prompt(i))
+    // What each conversation says when nothing goes wrong.
+    const reference = await Promise.all(prompts.map(async (message) => replyText(await postChat(g.url, { message, history: [] }))))
+
+    const loop = monitorEventLoopDelay({ resolution: 10 })
+    loop.enable()
+    const firstChunks: Array<Promise<void>> = []
+    const normal = prompts.map((message) => {
+      let started!: () => void
+      firstChunks.push(new Promise<void>((resolve) => { started = resolve }))
+      return postChat(g.url, { message, history: [] }, { onEvent: (e) => { if (e.event === 'chunk') started() } })
+    })
+    await Promise.all(firstChunks)
+    const faultAt = Date.now()
+    const endedAt = new Map<ChatResult, number>()
+    const stamp = (p: Promise<ChatResult>) => p.then((r) => { endedAt.set(r, Date.now()); return r })
+    const [culprit, ...others] = await Promise.all([stamp(postChat(g.url, { message: `[[chaos:${kind}]] please`, history: [] })), ...normal.map(stamp)])
+    loop.disable()
+
+    // The faulted turn: retried once alone, faulted again, so it ends with exactly one error and no chunk.
+    expect(terminal(culprit!)).toHaveLength(1)
+    expect(culprit!.events.at(-1)!.json).toMatchObject({ code, retryable: true })
+    expect(culprit!.events.filter((e) => e.event === 'chunk')).toHaveLength(0)
+    expect(endedAt.get(culprit!)! - faultAt).toBeLessThan(2 * STALL_MS + 1_000)
+
+    const faulted = new Set(g.logs.filter((l) => l.msg === 'worker fault').map((l) => l.threadId))
+    expect(faulted.size).toBeGreaterThanOrEqual(1)
+    const threadsOf = (r: ChatResult) => g.logs.find((l) => l.msg === 'chat turn' && l.requestId === r.events[0]!.json.requestId).threads as number[]
+    let untouched = 0
+    others.forEach((r, i) => {
+      expect(terminal(r)).toHaveLength(1)
+      const end = r.events.at(-1)!
+      if (threadsOf(r).some((t) => faulted.has(t))) {
+        // It shared the failed worker: intact after a transparent retry, or one error event in time.
+        if (end.event === 'error') {
+          expect(end.json.code).toBe(code)
+          expect(endedAt.get(r)! - faultAt).toBeLessThan(STALL_MS + 1_000)
+        } else expect(replyText(r)).toBe(reference[i])
+      } else {
+        untouched++
+        expect(end.event).toBe('done')
+        expect(replyText(r)).toBe(reference[i])
+      }
+    })
+    expect(untouched).toBeGreaterThanOrEqual(perWorker === 1 ? normalCount : 1)
+
+    // The front thread never waited on the fault.
+    expect(loop.percentile(99) / 1e6).toBeLessThan(250)
+
+    // The pool is back to its size, ready, and serves a fresh turn.
+    await until(() => g.app.gateway.runner.size === threads, 5_000, 'the pool to be replenished')
+    expect((await fetch(`${g.url}/readyz`)).status).toBe(200)
+    const fresh = await postChat(g.url, { message: prompt(0), history: [] })
+    expect(replyText(fresh)).toBe(reference[0])
+  })
+})
+
+test('without CHAOS=1 the directives are plain text', async () => {
+  gw = await startGateway({ WORKER_STALL_MS: String(STALL_MS) })
+  const r = await postChat(gw.url, { message: '[[chaos:exit]] [[chaos:spin]]' })
+  expect(r.events.at(-1)!.event).toBe('done')
+})
