@@ -1,0 +1,78 @@
+// The process as operators run it: start-up, graceful drain on SIGTERM/SIGINT, config errors, secrets.
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { afterEach, describe, expect, test } from 'vitest'
+import { postChat, terminal, type ChatResult } from './helpers/sse.js'
+import { SERVER_JS, startChild, type ChildGateway } from './helpers/child.js'
+import { until } from './helpers/gateway.js'
+
+let gw: ChildGateway | undefined
+afterEach(() => { gw?.child.kill('SIGKILL'); gw = undefined })
+
+test('with no GEMINI_API_KEY the first log line says the built-in simulator serves chat', async () => {
+  gw = await startChild({})
+  expect(JSON.parse(gw.lines[0]!).msg).toMatch(/no GEMINI_API_KEY: serving chat from the built-in Gemini simulator at http:\/\/127\.0\.0\.1:\d+/)
+})
+
+describe.each(['SIGTERM', 'SIGINT'] as const)('%s drains', (signal) => {
+  test('readiness turns 503, new turns are refused, short streams finish, long ones end with shutting_down, exit 0', async () => {
+    gw = await startChild({ SHUTDOWN_GRACE_MS: '800', SIM_TTFT_MS: '0', SIM_DELAY_MS: '0' })
+    const g = gw
+    let started = 0
+    const all = Array.from({ length: 6 }, (_, i) => {
+      const long = i % 2 === 0
+      const message = long ? `long ${i} [[sim:tokens=100, delay=50]]` : `short ${i} [[sim:tokens=10, delay=40]]`
+      return postChat(g.url, { message }, { onEvent: (e) => { if (e.event === 'chunk' && e.id === '1') started++ } })
+    })
+    await until(() => started === 6, 5_000, 'every stream to start')
+    g.child.kill(signal)
+    await until(async () => (await fetch(`${g.url}/readyz`)).status === 503, 1_000, '/readyz to turn 503')
+    const refused = await postChat(g.url, { message: 'too late' })
+    expect(refused.status).toBe(503)
+    expect(refused.body.error.code).toBe('shutting_down')
+    expect(refused.headers.get('retry-after')).toBeTruthy()
+
+    const results: ChatResult[] = await Promise.all(all)
+    results.forEach((r, i) => {
+      expect(terminal(r)).toHaveLength(1)
+      const end = r.events.at(-1)!
+      if (i % 2 === 0) expect(end.json).toMatchObject({ code: 'shutting_down', retryable: true })
+      else expect(end.event).toBe('done')
+    })
+    expect(await g.exited).toBe(0)
+    const drained = g.lines.map((l) => JSON.parse(l)).find((l) => l.msg === 'draining')
+    expect(drained).toMatchObject({ signal, openStreams: 6 })
+  })
+})
+
+test('a bad configuration value stops start-up with one line naming it', async () => {
+  const child = spawn(process.execPath, [SERVER_JS], { env: { PATH: process.env.PATH ?? '', POOL_MAX_THREADS: 'lots' }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stderr = ''
+  child.stderr.on('data', (d) => { stderr += d })
+  const [code] = await once(child, 'exit')
+  expect(code).toBe(1)
+  expect(stderr.trim().split('\n')).toEqual(['invalid configuration: POOL_MAX_THREADS="lots" is not allowed (must be integer); expected >= 1, <= 256, an integer'])
+})
+
+test('the Gemini key never reaches a log line or a response', async () => {
+  const key = 'AIzaSy-secret-key-that-must-not-leak-123'
+  // A "real" upstream: the simulator reached through GEMINI_BASE_URL, with a key to send it.
+  const sim = await startChild({ SIM_TTFT_MS: '0', SIM_DELAY_MS: '0', LOG_LEVEL: 'trace' })
+  const simBase = JSON.parse(sim.lines[0]!).simulator as string
+  gw = await startChild({ GEMINI_API_KEY: key, GEMINI_BASE_URL: simBase, LOG_LEVEL: 'trace' })
+  try {
+    const ok = await postChat(gw.url, { message: 'hello' }, { headers: { authorization: `Bearer ${key}`, 'x-goog-api-key': key } })
+    const failed = await postChat(gw.url, { message: 'fail [[sim:status=403]]' })
+    const bad = await postChat(gw.url, { message: 7 })
+    for (const r of [ok, failed, bad]) expect(r.raw).not.toContain(key)
+    expect(terminal(ok)[0]!.event).toBe('done')
+    gw.child.kill('SIGTERM')
+    await gw.exited
+    const output = [...gw.lines, ...gw.stderr].join('\n')
+    expect(output).toContain('chat turn')
+    expect(output).not.toContain(key)
+    expect(output).not.toContain('hello') // message text is not logged without LOG_CONTENT=1
+  } finally {
+    sim.child.kill('SIGKILL')
+  }
+})
