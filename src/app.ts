@@ -16,7 +16,13 @@ import { createMetrics, type Metrics } from './metrics.js'
 import { createRunner, type TaskRunner } from './pool/runner.js'
 import { Watchdog } from './pool/watchdog.js'
 import { MemorySessionStore } from './sessions/memory-store.js'
+import { RedisSessionStore } from './sessions/redis-store.js'
+import { MemoryStreamLog } from './resume/memory-log.js'
+import { RedisStreamLog } from './resume/redis-log.js'
+import { QuotaGate } from './quota/quota-gate.js'
+import { connectRedis, type SharedRedis } from './shared/redis.js'
 import { chatRoutes, STREAMED } from './routes/chat.js'
+import { resumeRoutes } from './routes/resume.js'
 import { healthRoutes } from './routes/health.js'
 import { metricsRoutes } from './routes/metrics.js'
 
@@ -31,6 +37,7 @@ export interface Gateway {
   runner: TaskRunner
   lifecycle: Lifecycle
   metrics: Metrics
+  redis: SharedRedis | undefined
 }
 
 declare module 'fastify' {
@@ -50,10 +57,16 @@ async function app(fastify: FastifyInstance, { config, baseUrl }: AppOptions): P
     metrics.workerFault(cause, threadId)
     fastify.log.warn({ cause, threadId }, 'worker fault')
   })
-  const sessions = new MemorySessionStore(config.SESSION_TTL_MS, config.SESSION_MAX, config.SESSION_MAX_TURNS)
+  const redis = config.REDIS_URL ? await connectRedis(config.REDIS_URL) : undefined
+  // A turn lock outlives the longest stream, so only a dead replica's lock ever expires.
+  const sessions = config.SESSION_STORE === 'redis' && redis
+    ? new RedisSessionStore(redis.client, config.SESSION_TTL_MS, config.SESSION_MAX_TURNS, config.STREAM_MAX_MS + 60_000)
+    : new MemorySessionStore(config.SESSION_TTL_MS, config.SESSION_MAX, config.SESSION_MAX_TURNS)
+  const streamLog = redis ? new RedisStreamLog(redis, config.RESUME_TTL_MS, config.STREAM_MAX_MS) : new MemoryStreamLog(config.RESUME_TTL_MS)
+  const quota = new QuotaGate(config, redis)
   const heartbeats = new Heartbeats(config.SSE_HEARTBEAT_MS)
 
-  fastify.decorate('gateway', { config, runner, lifecycle, metrics })
+  fastify.decorate('gateway', { config, runner, lifecycle, metrics, redis })
   installErrorHandler(fastify, (code) => metrics.admissionRefused.inc({ code }))
   fastify.decorateRequest('outcome', undefined)
   // The one log line of a request that was answered normally or refused; a chat stream logs its own when it ends.
@@ -71,6 +84,8 @@ async function app(fastify: FastifyInstance, { config, baseUrl }: AppOptions): P
     watchdog?.close()
     await runner.close()
     await sessions.close()
+    await streamLog.close()
+    await redis?.close()
   })
 
   // The OpenAPI document is generated from the schemas the routes validate with.
@@ -84,9 +99,10 @@ async function app(fastify: FastifyInstance, { config, baseUrl }: AppOptions): P
   await fastify.register(swaggerUi, { routePrefix: '/docs' })
   fastify.get('/openapi.json', { schema: { hide: true } }, async () => fastify.swagger())
 
-  await fastify.register(healthRoutes, { config, runner, lifecycle })
+  await fastify.register(healthRoutes, { config, runner, lifecycle, redis })
   await fastify.register(metricsRoutes, { metrics })
-  await fastify.register(chatRoutes, { config, dispatcher, sessions, heartbeats, lifecycle, metrics })
+  await fastify.register(chatRoutes, { config, dispatcher, sessions, heartbeats, lifecycle, metrics, streamLog, quota })
+  await fastify.register(resumeRoutes, { config, streamLog, heartbeats })
 }
 
 export default fp(app, { name: 'gateway', fastify: '5.x' })

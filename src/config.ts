@@ -8,6 +8,7 @@ import { simulatorEnvSchema } from './simulator/options.js'
 const cores = availableParallelism()
 const Int = (def: number | undefined, min: number, max: number, description: string) =>
   Type.Integer({ ...(def === undefined ? {} : { default: def }), minimum: min, maximum: max, description })
+const OptionalInt = (min: number, max: number, description: string) => Type.Optional(Int(undefined, min, max, description))
 const Flag = (description: string) =>
   Type.Union([Type.Literal('0'), Type.Literal('1'), Type.Literal('true'), Type.Literal('false')], { default: '0', description })
 
@@ -39,11 +40,20 @@ export const envProperties = {
   WORKER_STALL_MS: Int(5_000, 200, 600_000, 'a worker silent this long is terminated (worker_stalled)'),
   CHAOS: Flag('honour [[chaos:…]] directives (tests only)'),
 
+  SESSION_STORE: Type.Union([Type.Literal('memory'), Type.Literal('redis')], { default: 'memory', description: 'redis: sessions shared by every replica (needs REDIS_URL)' }),
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'shared state: sessions (SESSION_STORE=redis), quota, stream resume' })),
   SESSION_TTL_MS: Int(1_800_000, 1_000, 30 * 86_400_000, 'idle session lifetime'),
   SESSION_MAX: Int(100_000, 1, 10_000_000, 'sessions kept in memory (oldest evicted)'),
   SESSION_MAX_TURNS: Int(100, 2, 10_000, 'turns kept per session (oldest dropped)'),
   HISTORY_MAX_TURNS: Int(100, 1, 10_000, 'turns accepted in a stateless history'),
   BODY_LIMIT_BYTES: Int(1 << 20, 1_024, 64 << 20, 'largest request body'),
+
+  UPSTREAM_RPM: OptionalInt(1, 100_000_000, 'upstream requests per minute, all replicas together (unset: no limit)'),
+  UPSTREAM_TPM: OptionalInt(1, 10_000_000_000, 'upstream input tokens per minute, all replicas together (unset: no limit)'),
+  QUOTA_MAX_WAIT_MS: Int(10_000, 0, 600_000, 'longest wait for quota before 429 rate_limited'),
+  QUOTA_MAX_QUEUE: Int(1_000, 0, 1_000_000, 'turns waiting for quota in this replica before 429 rate_limited'),
+  RESUME_GRACE_MS: Int(0, 0, 600_000, 'how long a stream keeps generating after its client left, so it can resume'),
+  RESUME_TTL_MS: Int(120_000, 1_000, 86_400_000, 'how long the events of a stream can be replayed after it ended'),
 
   SHUTDOWN_GRACE_MS: Int(30_000, 0, 3_600_000, 'how long streams may finish after SIGTERM'),
   ...simulatorEnvSchema.properties
@@ -100,6 +110,9 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   const config = derive(env)
   if (config.POOL_MIN_THREADS > config.POOL_MAX_THREADS) {
     throw new ConfigError(`invalid configuration: POOL_MIN_THREADS=${config.POOL_MIN_THREADS} is above POOL_MAX_THREADS=${config.POOL_MAX_THREADS}; expected <= POOL_MAX_THREADS`)
+  }
+  if (config.SESSION_STORE === 'redis' && !config.REDIS_URL) {
+    throw new ConfigError('invalid configuration: SESSION_STORE="redis" needs REDIS_URL; expected REDIS_URL=redis://host:6379')
   }
   if (!config.allowedModels.includes(config.DEFAULT_MODEL)) {
     throw new ConfigError(`invalid configuration: DEFAULT_MODEL=${JSON.stringify(config.DEFAULT_MODEL)} is not in ALLOWED_MODELS; expected one of ${config.allowedModels.join(', ')}`)

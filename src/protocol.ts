@@ -67,7 +67,7 @@ export interface WireError {
 
 export interface StartMessage { type: 'start'; threadId: number }
 export interface HeartbeatMessage { type: 'hb' }
-export interface RetryMessage { type: 'retry'; code: string; attempt: number }
+export interface RetryMessage { type: 'retry'; code: string; attempt: number; retryAfterMs?: number }
 export interface DoneMessage { type: 'done'; finishReason: string; usage: Usage; text?: string }
 export interface ErrorMessage { type: 'error'; error: WireError; usage?: Usage }
 

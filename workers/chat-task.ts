@@ -110,7 +110,7 @@ export function createChatTask(settings: WorkerSettings): (task: ChatTask) => Pr
         }
         const wait = stream.chunks === 0 && attempt < settings.upstreamRetries ? retryDelay(failure, attempt) : undefined
         if (wait === undefined || Date.now() + wait >= firstTokenBy) return errorMessage(failure.error, usage)
-        stream.post({ type: 'retry', code: failure.error.code, attempt: attempt + 1 })
+        stream.post({ type: 'retry', code: failure.error.code, attempt: attempt + 1, ...(failure.error.retryAfterMs ? { retryAfterMs: failure.error.retryAfterMs } : {}) })
         if (!await sleep(wait, true, { signal }).catch(() => false)) return aborted(signal, usage)
       }
     } finally {

@@ -16,7 +16,7 @@ export interface StreamEvents {
   /** One or more framed SSE chunk events. */
   chunks(frames: string): void
   /** A retry before the first chunk: an upstream fault retried by the worker, or a worker fault retried here. */
-  retry(code: string): void
+  retry(code: string, retryAfterMs?: number): void
   /** Exactly one of `done` and `error`, last. */
   done(message: DoneMessage): void
   error(error: WireError): void
@@ -96,7 +96,7 @@ export class Dispatcher {
             watched = this.watchdog?.watch(message.threadId)
             break
           case 'retry':
-            events.retry(message.code)
+            events.retry(message.code, message.retryAfterMs)
             break
           case 'done':
             settled = true

@@ -4,6 +4,7 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import type { DoneMessage, WireError } from '../protocol.js'
 import { wireError } from '../errors.js'
+import { doneFrame, errorFrame, metaFrame } from './sse-frames.js'
 
 export const SSE_HEADERS = {
   'content-type': 'text/event-stream; charset=utf-8',
@@ -51,9 +52,11 @@ export class SseWriter {
   ) {}
 
   /** `headers`: what hooks (CORS, security headers) already set on the reply Fastify no longer sends. */
-  open(meta: Meta, headers: Record<string, string | number | string[] | undefined>): void {
+  /** `meta`: null for a resumed stream, which continues where the client left off. */
+  open(meta: Meta | null, headers: Record<string, string | number | string[] | undefined>): void {
     this.res.writeHead(200, { ...headers, ...SSE_HEADERS } as OutgoingHttpHeaders)
-    this.res.write(`event: meta\ndata: ${JSON.stringify(meta)}\n\n`)
+    if (meta) this.res.write(metaFrame(meta))
+    else this.res.flushHeaders()
     this.heartbeats.add(this)
   }
 
@@ -76,12 +79,22 @@ export class SseWriter {
     }
   }
 
-  done(message: DoneMessage): void {
-    this.end('done', JSON.stringify({ finishReason: message.finishReason, usage: message.usage, timing: this.timing }))
+  /** Writes the done event and returns its frame (for the resume log). */
+  done(message: DoneMessage): string {
+    return this.finish(doneFrame(message, this.timing))
   }
 
-  error(error: WireError): void {
-    this.end('error', JSON.stringify(error))
+  error(error: WireError): string {
+    return this.finish(errorFrame(error))
+  }
+
+  /** Ends the stream with a framed terminal event. */
+  finish(terminal: string): string {
+    if (!this.ended) {
+      this.abandon()
+      this.res.end(terminal)
+    }
+    return terminal
   }
 
   heartbeat(): void {
@@ -93,11 +106,5 @@ export class SseWriter {
   abandon(): void {
     this.ended = true
     this.heartbeats.delete(this)
-  }
-
-  private end(event: 'done' | 'error', data: string): void {
-    if (this.ended) return
-    this.abandon()
-    this.res.end(`event: ${event}\ndata: ${data}\n\n`)
   }
 }

@@ -127,7 +127,6 @@ describe('sessions', () => {
 describe('upstream failures become precise error events', () => {
   const cases: Array<[string, string, Record<string, unknown>, number]> = [
     // directive, code, expected fields, chunks before the error
-    ['[[sim:status=429, retry-delay=26000]]', 'upstream_rate_limited', { retryable: true, retryAfterMs: 26000 }, 0],
     ['[[sim:status=503]]', 'upstream_unavailable', { retryable: true }, 0],
     ['[[sim:status=504]]', 'upstream_timeout', { retryable: true }, 0],
     ['[[sim:status=500]]', 'upstream_error', { retryable: true }, 0],
@@ -148,6 +147,23 @@ describe('upstream failures become precise error events', () => {
     expect(end.event).toBe('error')
     expect(end.json).toMatchObject({ code, ...fields })
     expect(typeof end.json.message).toBe('string')
+  })
+
+  test('a Gemini 429 is upstream_rate_limited with retryAfterMs, and the replica holds back for that long', async () => {
+    const limited = await startGateway({ QUOTA_MAX_WAIT_MS: '0', STREAM_TTFT_TIMEOUT_MS: '2000' })
+    try {
+      const r = await postChat(limited.url, { message: 'quota [[sim:status=429, retry-delay=26000]]' })
+      expectWellFramed(r)
+      expect(r.events.at(-1)!.json).toMatchObject({ code: 'upstream_rate_limited', retryable: true, retryAfterMs: 26000 })
+      const requests = limited.sim.stats().requests
+      const next = await postChat(limited.url, { message: 'anything' })
+      expect(next.status).toBe(429)
+      expect(next.body.error.code).toBe('rate_limited')
+      expect(Number(next.headers.get('retry-after'))).toBeGreaterThan(20)
+      expect(limited.sim.stats().requests).toBe(requests)
+    } finally {
+      await limited.close()
+    }
   })
 
   test('the total stream deadline ends a long stream with stream_timeout', async () => {

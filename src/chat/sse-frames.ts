@@ -1,0 +1,11 @@
+// SSE framing for the events the front process writes itself. Chunk events are framed by the
+// worker (workers/chat-task.ts) in the same format. Every data line is one line of JSON.
+import type { DoneMessage, WireError } from '../protocol.js'
+import type { Meta, Timing } from './sse-writer.js'
+
+export const metaFrame = (meta: Meta) => `event: meta\ndata: ${JSON.stringify(meta)}\n\n`
+
+export const doneFrame = (message: DoneMessage, timing: Timing) =>
+  `event: done\ndata: ${JSON.stringify({ finishReason: message.finishReason, usage: message.usage, timing })}\n\n`
+
+export const errorFrame = (error: WireError) => `event: error\ndata: ${JSON.stringify(error)}\n\n`
