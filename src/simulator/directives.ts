@@ -1,0 +1,77 @@
+import { MAX_SIM_MS, MAX_SIM_TOKENS } from './options.js'
+
+/**
+ * Per-request overrides written into the last non-model turn (earlier turns are ignored):
+ * `[[sim:tokens=5]] [[sim:delay=0]]`, or several in one bracket separated by `,` or `;`:
+ * `[[sim:tokens=5, delay=0; ttft=0]]`. Names are lower-case, spaces around names and values are
+ * allowed, values are non-negative integers; unknown names and out-of-range values are ignored, and a
+ * later occurrence overrides an earlier one.
+ *
+ * - `tokens=N` (0–100000), `delay=MS`, `ttft=MS`, `retry-delay=MS` (0–3600000): override the options
+ * - `status=CODE` (400–599): that HTTP error with Gemini's JSON body, no stream
+ * - `fail-after=N`: N chunks, then an error chunk (500 INTERNAL), then the end
+ * - `drop-after=N`: N chunks, then the socket is destroyed
+ * - `hang`: 200 headers, then silence until the client goes away
+ * - `block`: one event with `promptFeedback.blockReason: "SAFETY"` and no candidates
+ * - `safety`: half the chunks, then one with `finishReason: "SAFETY"` and no content
+ * - `times=N`: status, fail-after, drop-after and hang apply only to the first N identical request bodies
+ *
+ * Precedence: status, then hang, then block; among fail-after, drop-after and safety the earliest cut
+ * wins. A cut at or past the end of the reply still replaces the last chunk's finishReason.
+ */
+export interface Directives {
+  tokens?: number
+  delayMs?: number
+  ttftMs?: number
+  retryDelayMs?: number
+  status?: number
+  failAfter?: number
+  dropAfter?: number
+  times?: number
+  hang?: boolean
+  block?: boolean
+  safety?: boolean
+}
+
+const DIRECTIVE = /\[\[sim:([^\]]*)\]\]/g
+
+type NumericName = Exclude<keyof Directives, 'hang' | 'block' | 'safety'>
+
+// name → [field, min, max]; a Map so names like `constructor` cannot hit Object.prototype.
+const NUMERIC = new Map<string, [NumericName, number, number]>([
+  ['tokens', ['tokens', 0, MAX_SIM_TOKENS]],
+  ['delay', ['delayMs', 0, MAX_SIM_MS]],
+  ['ttft', ['ttftMs', 0, MAX_SIM_MS]],
+  ['retry-delay', ['retryDelayMs', 0, MAX_SIM_MS]],
+  ['status', ['status', 400, 599]],
+  ['fail-after', ['failAfter', 0, Number.MAX_SAFE_INTEGER]],
+  ['drop-after', ['dropAfter', 0, Number.MAX_SAFE_INTEGER]],
+  ['times', ['times', 0, Number.MAX_SAFE_INTEGER]]
+])
+
+function apply(directives: Directives, name: string, raw: string | undefined): void {
+  if (raw === undefined) {
+    if (name === 'hang' || name === 'block' || name === 'safety') directives[name] = true
+    return
+  }
+  const spec = NUMERIC.get(name)
+  const value = raw === '' ? NaN : Number(raw)
+  if (spec && Number.isSafeInteger(value) && value >= spec[1] && value <= spec[2]) directives[spec[0]] = value
+}
+
+export function parseDirectives(text: string): Directives {
+  const directives: Directives = {}
+  if (!text.includes('[[sim:')) return directives
+  for (const match of text.matchAll(DIRECTIVE)) {
+    for (const item of match[1]!.split(/[,;]/)) {
+      const eq = item.indexOf('=')
+      const name = (eq < 0 ? item : item.slice(0, eq)).trim()
+      apply(directives, name, eq < 0 ? undefined : item.slice(eq + 1).trim())
+    }
+  }
+  return directives
+}
+
+/** Whether the directives ask for a failure that `times=N` limits. */
+export const hasFailure = (d: Directives): boolean =>
+  d.status !== undefined || d.failAfter !== undefined || d.dropAfter !== undefined || d.hang === true

@@ -1,0 +1,70 @@
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
+
+// Upper bounds keep a typo from allocating millions of tokens or overflowing setTimeout (2^31-1 ms).
+export const MAX_SIM_TOKENS = 100_000
+export const MAX_SIM_MS = 3_600_000
+
+const ms = (defaultMs: number, description: string) =>
+  Type.Integer({ minimum: 0, maximum: MAX_SIM_MS, default: defaultMs, description })
+
+export const simulatorEnvSchema = Type.Object({
+  SIM_SEED: Type.String({ minLength: 1, default: 'gateway', description: 'seed mixed into every reply text' }),
+  SIM_TOKENS: Type.Integer({ minimum: 1, maximum: MAX_SIM_TOKENS, default: 48, description: 'output tokens per reply' }),
+  SIM_TOKENS_PER_CHUNK: Type.Integer({ minimum: 1, maximum: MAX_SIM_TOKENS, default: 1, description: 'tokens per streamed chunk' }),
+  SIM_TTFT_MS: ms(150, 'delay before the first chunk'),
+  SIM_DELAY_MS: ms(25, 'delay between chunks'),
+  SIM_RETRY_DELAY_MS: ms(26_000, 'RetryInfo delay sent with a 429')
+})
+
+export type SimulatorEnv = Static<typeof simulatorEnvSchema>
+
+export interface SimulatorOptions {
+  seed: string
+  tokens: number
+  tokensPerChunk: number
+  ttftMs: number
+  delayMs: number
+  retryDelayMs: number
+}
+
+const ENV_NAMES: Record<keyof SimulatorOptions, keyof SimulatorEnv> = {
+  seed: 'SIM_SEED',
+  tokens: 'SIM_TOKENS',
+  tokensPerChunk: 'SIM_TOKENS_PER_CHUNK',
+  ttftMs: 'SIM_TTFT_MS',
+  delayMs: 'SIM_DELAY_MS',
+  retryDelayMs: 'SIM_RETRY_DELAY_MS'
+}
+
+export function simulatorOptionsFrom(env: SimulatorEnv): SimulatorOptions {
+  return {
+    seed: env.SIM_SEED,
+    tokens: env.SIM_TOKENS,
+    tokensPerChunk: env.SIM_TOKENS_PER_CHUNK,
+    ttftMs: env.SIM_TTFT_MS,
+    delayMs: env.SIM_DELAY_MS,
+    retryDelayMs: env.SIM_RETRY_DELAY_MS
+  }
+}
+
+/** "an integer from 1 to 100000" for a property of an env schema, for one-line error messages. */
+export function allowedValues(property: TSchema): string {
+  if (property.type === 'integer') return `an integer from ${property.minimum} to ${property.maximum}`
+  return property.minLength ? 'a non-empty string' : 'a string'
+}
+
+/** Schema defaults with the given overrides; throws a RangeError naming the first invalid option. */
+export function resolveSimulatorOptions(overrides: Partial<SimulatorOptions>): SimulatorOptions {
+  const env: Record<string, unknown> = Value.Create(simulatorEnvSchema)
+  for (const [option, name] of Object.entries(ENV_NAMES)) {
+    const value = overrides[option as keyof SimulatorOptions]
+    if (value !== undefined) env[name] = value
+  }
+  const error = Value.Errors(simulatorEnvSchema, env).First()
+  if (error) {
+    const option = Object.entries(ENV_NAMES).find(([, name]) => `/${name}` === error.path)?.[0] ?? error.path
+    throw new RangeError(`simulator option ${option}=${JSON.stringify(error.value)} is invalid: expected ${allowedValues(error.schema)}`)
+  }
+  return simulatorOptionsFrom(env as SimulatorEnv)
+}
