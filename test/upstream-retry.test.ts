@@ -1,8 +1,8 @@
 // Upstream faults before the first chunk are retried transparently; after it, never.
-import { createServer } from 'node:net'
 import { afterAll, beforeAll, expect, test } from 'vitest'
 import { postChat, replyText } from './helpers/sse.js'
 import { startGateway, type TestGateway } from './helpers/gateway.js'
+import { freePort } from './helpers/ports.js'
 
 let gw: TestGateway
 beforeAll(async () => { gw = await startGateway({ UPSTREAM_RETRIES: '2', STREAM_TTFT_TIMEOUT_MS: '3000' }) })
@@ -64,9 +64,7 @@ test('once a chunk was sent nothing is retried', async () => {
 
 test('a refused connection is retried, then reported as upstream_unavailable', async () => {
   // A port that was just free: nothing listens there.
-  const port = await new Promise<number>((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => resolve(p)) })
-  })
+  const port = await freePort()
   const down = await startGateway({ GEMINI_BASE_URL: `http://127.0.0.1:${port}`, UPSTREAM_RETRIES: '2' }, {}, { logs: true })
   try {
     const r = await postChat(down.url, { message: 'anyone there?' })

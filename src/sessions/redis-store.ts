@@ -39,7 +39,8 @@ export class RedisSessionStore implements SessionStore {
   async begin(id: string): Promise<Turn[]> {
     const token = randomUUID()
     const locked = await this.redis.set(lockKey(id), token, 'PX', this.leaseMs, 'NX')
-    const turns = await this.redis.lrange(turnsKey(id), 0, -1)
+    // Use refreshes the TTL, as in memory: a session never expires in the middle of a turn.
+    const [[, turns]] = await this.redis.multi().lrange(turnsKey(id), 0, -1).pexpire(turnsKey(id), this.ttlMs).exec() as [[Error | null, string[]]]
     if (turns.length === 0) {
       if (locked) await this.redis.eval(RELEASE, 1, lockKey(id), token)
       throw new GatewayError('session_not_found')
