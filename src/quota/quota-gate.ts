@@ -103,24 +103,29 @@ export class QuotaGate {
   private async tryTake(tokens: number): Promise<number> {
     const paused = (await this.pause()) - Date.now()
     if (paused > 0) return paused
-    try {
-      if (this.rpm) await this.rpm.consume(KEY, 1)
-    } catch (err) {
-      return msBefore(err)
-    }
-    try {
-      if (this.tpm) await this.tpm.consume(KEY, Math.max(1, tokens))
-    } catch (err) {
-      if (this.rpm) await this.rpm.reward(KEY, 1).catch(() => {})
-      return msBefore(err)
-    }
-    return 0
+    const rpmWait = await take(this.rpm, 1)
+    if (rpmWait > 0) return rpmWait
+    const tpmWait = await take(this.tpm, Math.max(1, tokens))
+    if (tpmWait > 0 && this.rpm) await this.rpm.reward(KEY, 1).catch(() => {})
+    return tpmWait
   }
 }
 
-function msBefore(err: unknown): number {
-  // A store error (Redis down) is not a verdict on the budget: retry shortly rather than fail open.
-  return err instanceof RateLimiterRes ? Math.max(1, err.msBeforeNext) : 100
+/**
+ * Spends `points`, or returns how long until they might be there. A refused consume still counts
+ * its points in rate-limiter-flexible, so they are given back: a large turn that did not fit must
+ * not starve the small ones behind it.
+ */
+async function take(limiter: RateLimiterAbstract | undefined, points: number): Promise<number> {
+  if (!limiter) return 0
+  try {
+    await limiter.consume(KEY, points)
+    return 0
+  } catch (err) {
+    if (!(err instanceof RateLimiterRes)) return 100 // the store failed: no verdict on the budget, try again shortly
+    await limiter.reward(KEY, points).catch(() => {})
+    return Math.max(1, err.msBeforeNext)
+  }
 }
 
 function refusal(waitMs: number): GatewayError {

@@ -38,6 +38,15 @@ export async function postChat(base: string, body: unknown, opts: PostOptions = 
   return readSse(res, opts.onEvent)
 }
 
+/** GET /api/chat/streams/:requestId with Last-Event-ID. */
+export async function resume(base: string, requestId: string, lastEventId?: number | string, opts: Omit<PostOptions, 'rawBody'> = {}): Promise<ChatResult> {
+  const res = await fetch(`${base}/api/chat/streams/${requestId}`, {
+    headers: { ...(lastEventId === undefined ? {} : { 'last-event-id': String(lastEventId) }), ...opts.headers },
+    ...(opts.signal ? { signal: opts.signal } : {})
+  })
+  return readSse(res, opts.onEvent)
+}
+
 export async function readSse(res: Response, onEvent?: (event: SseEvent) => void): Promise<ChatResult> {
   const events: SseEvent[] = []
   const comments: string[] = []

@@ -1,0 +1,73 @@
+// The upstream quota: one budget for every replica, spent before anything is sent upstream.
+import { afterEach, expect, test } from 'vitest'
+import { postChat, terminal } from './helpers/sse.js'
+import { startGateway, type TestGateway } from './helpers/gateway.js'
+import { startRedis, type TestRedis } from './helpers/redis.js'
+
+const open: Array<TestGateway | TestRedis> = []
+afterEach(async () => {
+  for (const x of open.splice(0).reverse()) await ('stop' in x ? x.stop() : x.close())
+})
+async function gateway(env: Record<string, string>): Promise<TestGateway> {
+  const g = await startGateway(env)
+  open.push(g)
+  return g
+}
+async function redis(): Promise<TestRedis> {
+  const r = await startRedis()
+  open.push(r)
+  return r
+}
+
+test('past UPSTREAM_RPM a turn is refused with 429 rate_limited and Retry-After, and never reaches the upstream', async () => {
+  const g = await gateway({ UPSTREAM_RPM: '2', QUOTA_MAX_WAIT_MS: '0' })
+  const results = []
+  for (let i = 0; i < 3; i++) results.push(await postChat(g.url, { message: `turn ${i} [[sim:tokens=2]]` }))
+  expect(results.map((r) => r.status)).toEqual([200, 200, 429])
+  expect(results[2]!.body.error.code).toBe('rate_limited')
+  expect(Number(results[2]!.headers.get('retry-after'))).toBeGreaterThan(0)
+  expect(g.sim.stats().requests).toBe(2)
+})
+
+test('the budget is shared by every replica through Redis', async () => {
+  const { url } = await redis()
+  const env = { REDIS_URL: url, UPSTREAM_RPM: '3', QUOTA_MAX_WAIT_MS: '0' }
+  const [a, b] = [await gateway(env), await gateway(env)]
+  const statuses = []
+  for (let i = 0; i < 6; i++) statuses.push((await postChat((i % 2 ? b : a).url, { message: `turn ${i} [[sim:tokens=1]]` })).status)
+  expect(statuses.filter((s) => s === 200)).toHaveLength(3)
+  expect(statuses.filter((s) => s === 429)).toHaveLength(3)
+  expect(a.sim.stats().requests + b.sim.stats().requests).toBe(3)
+})
+
+test('UPSTREAM_TPM budgets input tokens', async () => {
+  const g = await gateway({ UPSTREAM_TPM: '100', QUOTA_MAX_WAIT_MS: '0' })
+  const long = 'word '.repeat(60) // about 75 tokens
+  expect((await postChat(g.url, { message: `${long} [[sim:tokens=1]]`, history: [] })).status).toBe(200)
+  expect((await postChat(g.url, { message: `${long} [[sim:tokens=1]]`, history: [] })).status).toBe(429)
+  expect((await postChat(g.url, { message: 'short [[sim:tokens=1]]', history: [] })).status).toBe(200)
+})
+
+test('a Gemini 429 on one replica holds every replica back for its RetryInfo delay: a turn waits, then goes', async () => {
+  const { url } = await redis()
+  const env = { REDIS_URL: url, QUOTA_MAX_WAIT_MS: '5000', STREAM_TTFT_TIMEOUT_MS: '500' }
+  const [a, b] = [await gateway(env), await gateway(env)]
+  const limited = await postChat(a.url, { message: 'quota [[sim:status=429, retry-delay=1200]]' })
+  expect(limited.events.at(-1)!.json).toMatchObject({ code: 'upstream_rate_limited', retryAfterMs: 1200 })
+  const pausedAt = Date.now()
+  const waited = await postChat(b.url, { message: 'patient [[sim:tokens=2]]' })
+  expect(terminal(waited)[0]!.event).toBe('done')
+  // Sent no earlier than the pause allowed (less the time the first stream took to end).
+  expect(Date.now() - pausedAt).toBeGreaterThan(800)
+})
+
+test('a turn that cannot be served within QUOTA_MAX_WAIT_MS is refused at once, not when the wait runs out', async () => {
+  const g = await gateway({ QUOTA_MAX_WAIT_MS: '1000', STREAM_TTFT_TIMEOUT_MS: '500' })
+  await postChat(g.url, { message: 'quota [[sim:status=429, retry-delay=30000]]' })
+  const started = Date.now()
+  const refused = await postChat(g.url, { message: 'too long a wait' })
+  expect(refused.status).toBe(429)
+  expect(refused.body.error.code).toBe('rate_limited')
+  expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(29)
+  expect(Date.now() - started).toBeLessThan(1000)
+})
