@@ -23,6 +23,7 @@ import { QuotaGate } from './quota/quota-gate.js'
 import { connectRedis, type SharedRedis } from './shared/redis.js'
 import { chatRoutes, STREAMED } from './routes/chat.js'
 import { resumeRoutes } from './routes/resume.js'
+import { pageRoutes } from './routes/page.js'
 import { healthRoutes } from './routes/health.js'
 import { metricsRoutes } from './routes/metrics.js'
 
@@ -103,6 +104,7 @@ async function app(fastify: FastifyInstance, { config, baseUrl }: AppOptions): P
   await fastify.register(metricsRoutes, { metrics })
   await fastify.register(chatRoutes, { config, dispatcher, sessions, heartbeats, lifecycle, metrics, streamLog, quota })
   await fastify.register(resumeRoutes, { config, streamLog, heartbeats })
+  await fastify.register(pageRoutes)
 }
 
 export default fp(app, { name: 'gateway', fastify: '5.x' })
