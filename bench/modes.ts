@@ -1,0 +1,184 @@
+// npm run bench:modes [-- fast|realistic-512|realistic-2048] [--threads=N] [--duration=S] [--profile]
+//
+// The same load three ways, in one run, each on fresh processes:
+//   direct  the load hits the simulator's own Gemini endpoint: the ceiling
+//   inline  gateway with POOL_MODE=inline: the chat code on the front thread, no pool (the baseline)
+//   pool    the product: Piscina workers (default knobs, tasks per worker raised to admit the load)
+// --profile: the gateway runs under `node --cpu-prof` (profiles in bench/results/profiles/) and a
+// table of where each of its threads spent its time is added. Profiling slows it: use that run for
+// attribution, not for the figures.
+import { availableParallelism } from 'node:os'
+import { parseArgs } from './lib/args.js'
+import { cannon, type CannonFigures } from './lib/cannon.js'
+import { runLoad, warmup } from './lib/load.js'
+import { failures, figures, type LoadFigures, type Outcomes } from './lib/load-summary.js'
+import { runMain } from './lib/main.js'
+import { profileTable, summariseProfiles } from './lib/profile.js'
+import { RESULTS_DIR } from './lib/results.js'
+import { measure, settle, type Measured } from './lib/measure.js'
+import { FAILURE_HEADERS, failureCells, pair, Report, RESOURCE_HEADERS, resourceCells } from './lib/report.js'
+import { admitAll, withStack, type SimEnv } from './lib/services.js'
+import { chatBody, GEMINI_PATH, SseClient, type Protocol } from './lib/sse-client.js'
+import { ratio } from './lib/stats.js'
+import { counts, fmt, markdownTable, times } from './lib/table.js'
+
+type Mode = 'direct' | 'inline' | 'pool'
+const MODES: Mode[] = ['direct', 'inline', 'pool']
+
+interface Scenario {
+  name: string
+  sim: SimEnv
+  /** autocannon (throughput only) or the SSE client (TTFT too). */
+  client: 'autocannon' | 'sse'
+  concurrency: number
+  durationSec: number
+  rampMs: number
+}
+
+const CHUNKS = 50
+const SCENARIOS: Scenario[] = [
+  { name: 'fast', sim: { SIM_TOKENS: `${CHUNKS}`, SIM_TTFT_MS: '0', SIM_DELAY_MS: '0' }, client: 'autocannon', concurrency: 64, durationSec: 10, rampMs: 0 },
+  { name: 'realistic-512', sim: { SIM_TOKENS: `${CHUNKS}`, SIM_TTFT_MS: '150', SIM_DELAY_MS: '20' }, client: 'sse', concurrency: 512, durationSec: 20, rampMs: 2_000 },
+  { name: 'realistic-2048', sim: { SIM_TOKENS: `${CHUNKS}`, SIM_TTFT_MS: '150', SIM_DELAY_MS: '20' }, client: 'sse', concurrency: 2_048, durationSec: 25, rampMs: 3_000 }
+]
+
+interface Row {
+  mode: Mode
+  reqPerSec: number
+  chunksPerSec: number
+  endP50: number
+  endP99: number
+  ttftP50?: number
+  ttftP99?: number
+  done: number
+  outcomes: Outcomes
+  measured: Measured<CannonFigures | LoadFigures>
+}
+
+const prompt = (i: number) => `Benchmark question ${i % 50}: how do tides work?`
+
+function gatewayEnv(mode: Mode, scenario: Scenario, threads: number): Record<string, string> | null {
+  if (mode === 'direct') return null
+  if (mode === 'inline') return { POOL_MODE: 'inline' }
+  return { POOL_MODE: 'pool', ...admitAll(scenario.concurrency, threads) }
+}
+
+async function runMode(scenario: Scenario, mode: Mode, threads: number, profileDir: string | undefined): Promise<Row> {
+  const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []
+  return withStack(scenario.sim, gatewayEnv(mode, scenario, threads), async (stack) => {
+    const target = stack.gateway?.url ?? stack.simulator.url
+    const protocol: Protocol = stack.gateway ? 'gateway' : 'gemini'
+    const client = new SseClient(target, protocol, scenario.concurrency + 32, { timeoutMs: 60_000 })
+    try {
+      await warmup(client, chatBody(protocol, 'warm-up'))
+      await settle((stack.gateway ?? stack.simulator).child.pid)
+      if (scenario.client === 'autocannon') {
+        const m = await measure(stack, () => cannon({
+          url: target + (protocol === 'gateway' ? '/api/chat' : GEMINI_PATH),
+          connections: scenario.concurrency,
+          durationSec: scenario.durationSec,
+          body: chatBody(protocol, prompt(0)),
+          headers: protocol === 'gemini' ? { 'x-goog-api-key': 'bench' } : {}
+        }))
+        const c = m.value
+        // autocannon sees HTTP only; error events inside a 200 come from the gateway's own counters.
+        const gw = m.gatewayOutcomes ?? {}
+        // client_closed: streams autocannon left open when its time was up.
+        const errors = Object.fromEntries(Object.entries(gw).filter(([k]) => k !== 'done' && k !== 'client_closed'))
+        const connectionErrors = c.errors - c.timeouts
+        const outcomes: Outcomes = {
+          started: c.ok + c.non2xx, done: c.ok, errors, refused: c.non2xx ? { non2xx: c.non2xx } : {}, lost: 0, timeouts: c.timeouts,
+          failed: connectionErrors > 0 ? { connection: connectionErrors } : {}, cut: gw.client_closed ?? 0
+        }
+        return { mode, reqPerSec: c.reqPerSec, chunksPerSec: c.reqPerSec * CHUNKS, endP50: c.latencyP50Ms, endP99: c.latencyP99Ms, done: c.ok, outcomes, measured: m }
+      }
+      const m = await measure(stack, async () => figures(await runLoad(client, {
+        concurrency: scenario.concurrency,
+        durationMs: scenario.durationSec * 1_000,
+        rampMs: scenario.rampMs,
+        drainMs: 10_000,
+        next: (i) => ({ body: chatBody(protocol, prompt(i)) })
+      })))
+      const f = m.value
+      return {
+        mode, reqPerSec: f.reqPerSec, chunksPerSec: f.chunksPerSec, endP50: f.latencyMs.p50, endP99: f.latencyMs.p99,
+        ttftP50: f.ttftMs.p50, ttftP99: f.ttftMs.p99, done: f.outcomes.done, outcomes: f.outcomes, measured: m
+      }
+    } finally {
+      await client.close()
+    }
+  }, nodeArgs)
+}
+
+function tables(scenario: Scenario, rows: Row[], threads: number): string {
+  const direct = rows.find((r) => r.mode === 'direct')
+  const pool = rows.find((r) => r.mode === 'pool')
+  const inline = rows.find((r) => r.mode === 'inline')
+  const sim = scenario.sim
+  const poolKnobs = admitAll(scenario.concurrency, threads)
+  const head = `#### ${scenario.name}: ${CHUNKS} chunks, SIM_TTFT_MS=${sim.SIM_TTFT_MS}, SIM_DELAY_MS=${sim.SIM_DELAY_MS}, ` +
+    `${scenario.concurrency} ${scenario.client === 'autocannon' ? 'autocannon connections' : 'concurrent streams (undici SSE client)'}, ${scenario.durationSec} s per mode` +
+    `${scenario.rampMs ? ` (ramp ${scenario.rampMs / 1000} s, not measured)` : ''}; pool = ${poolKnobs.POOL_MAX_THREADS} threads × ${poolKnobs.POOL_TASKS_PER_WORKER} tasks, queue ${poolKnobs.POOL_MAX_QUEUE}`
+  const added = (r: Row, p: 'ttftP50' | 'ttftP99') => (r.mode === 'direct' || direct?.[p] === undefined || r[p] === undefined ? undefined : r[p]! - direct[p]!)
+  const perf = markdownTable(
+    ['mode', 'req/s', 'chunks/s', 'end of stream p50 / p99 ms', 'TTFT p50 / p99 ms', 'gateway-added TTFT p50 / p99 ms (vs direct)'],
+    rows.map((r) => [r.mode, fmt(r.reqPerSec, 1), fmt(r.chunksPerSec), pair(r.endP50, r.endP99), pair(r.ttftP50, r.ttftP99), pair(added(r, 'ttftP50'), added(r, 'ttftP99'))])
+  )
+  const errs = markdownTable(
+    ['mode', 'completed', ...FAILURE_HEADERS, 'gateway outcomes (/metrics)', 'kernel TCP drops'],
+    rows.map((r) => [r.mode, r.done, ...failureCells(r.outcomes), r.measured.gatewayOutcomes ? counts(r.measured.gatewayOutcomes) : '—', counts(r.measured.tcp)])
+  )
+  const res = markdownTable(['mode', ...RESOURCE_HEADERS], rows.map((r) => [r.mode, ...resourceCells(r.measured, r.done)]))
+  const ratios = markdownTable(
+    ['ratio', 'req/s', 'end-of-stream p99', 'TTFT p99'],
+    [
+      ['pool / inline', times(ratio(pool?.reqPerSec, inline?.reqPerSec)), times(ratio(pool?.endP99, inline?.endP99)), times(ratio(pool?.ttftP99, inline?.ttftP99))],
+      ['pool / direct', times(ratio(pool?.reqPerSec, direct?.reqPerSec)), times(ratio(pool?.endP99, direct?.endP99)), times(ratio(pool?.ttftP99, direct?.ttftP99))],
+      ['inline / direct', times(ratio(inline?.reqPerSec, direct?.reqPerSec)), times(ratio(inline?.endP99, direct?.endP99)), times(ratio(inline?.ttftP99, direct?.ttftP99))]
+    ]
+  )
+  const note = scenario.client === 'autocannon'
+    ? '\n\nautocannon: latency is to the end of the response; chunks/s = req/s × 50; no TTFT; error events come from the gateway\'s `gateway_streams_total`.'
+    : ''
+  return `${head}\n\n${perf}\n\n${errs}\n\n${res}\n\n${ratios}${note}`
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs()
+  const threads = args.num('threads', availableParallelism())
+  const durationSec = args.num('duration', 0)
+  const chosen = args.positional.length ? SCENARIOS.filter((s) => args.positional.includes(s.name)) : SCENARIOS
+  if (chosen.length === 0) {
+    process.stderr.write(`unknown scenario ${args.positional.join(' ')}; one of ${SCENARIOS.map((s) => s.name).join(', ')}\n`)
+    process.exit(2)
+  }
+  // A profiled run is slower: kept apart from modes-latest.
+  const report = new Report(args.has('profile') ? 'modes-profile' : 'modes', 'bench:modes: direct vs inline vs pool')
+  const data: Record<string, unknown> = {}
+  let failed = 0
+  for (const base of chosen) {
+    const scenario = durationSec > 0 ? { ...base, durationSec } : base
+    const rows: Row[] = []
+    const profiles: string[] = []
+    for (const mode of MODES) {
+      process.stderr.write(`${scenario.name} / ${mode}…\n`)
+      const profileDir = args.has('profile') && mode !== 'direct'
+        ? `${RESULTS_DIR}profiles/${scenario.name}-${mode}-${new Date().toISOString().replace(/[:.]/g, '-')}`
+        : undefined
+      const row = await runMode(scenario, mode, threads, profileDir)
+      rows.push(row)
+      failed += failures(row.outcomes)
+      // The gateway writes its profiles when it exits (withStack stopped it).
+      if (profileDir) profiles.push(`CPU profile, ${mode} (\`${profileDir.slice(RESULTS_DIR.length)}\`):\n\n${profileTable(summariseProfiles(profileDir))}`)
+    }
+    report.add([tables(scenario, rows, threads), ...profiles].join('\n\n'))
+    data[scenario.name] = { scenario, rows: rows.map(({ measured, ...r }) => ({ ...r, usage: measured.usage, eventLoopP99Ms: measured.eventLoopP99Ms, gatewayOutcomes: measured.gatewayOutcomes, tcp: measured.tcp, wallMs: measured.wallMs, figures: measured.value })) }
+  }
+  report.save(data)
+  if (failed > 0) {
+    process.stderr.write(`${failed} stream(s) failed: see the error columns\n`)
+    process.exitCode = 1
+  }
+}
+
+await runMain(main)
