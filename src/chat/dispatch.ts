@@ -1,6 +1,6 @@
 // Hands a chat turn to a worker and relays what comes back. Owns the worker-fault policy:
-// a fault becomes one error event, and a turn that had sent no chunk yet is retried once, alone
-// on a worker of its own (it may be the turn that caused the fault).
+// a fault becomes one error event, and a turn that had sent no chunk yet is retried once, in the
+// quarantine pool (it may be the turn that caused the fault).
 //
 //   start() ─▶ MessageChannel ─▶ runner.run({port2}) ─▶ worker
 //                  port1 ◀── string | start | hb | retry | done | error

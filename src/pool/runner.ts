@@ -7,8 +7,8 @@ import type { ChatTask, WorkerSettings } from '../protocol.js'
 
 export interface TaskRunner extends EventEmitter {
   /**
-   * `isolated`: a retry after a worker fault runs alone on a worker of its own, so that a turn
-   * that kills its worker every time (a poison prompt) cannot take other conversations with it.
+   * `isolated`: a retry after a worker fault runs in a separate quarantine pool, so that a turn
+   * that kills its worker every time (a poison prompt) cannot take healthy conversations with it.
    */
   run(task: ChatTask, isolated?: boolean): Promise<void>
   /** Tasks handed over and not yet settled, running or queued. */
@@ -53,7 +53,11 @@ class Counted extends EventEmitter {
 class PoolRunner extends Counted implements TaskRunner {
   readonly capacity: number
   private readonly pool: Piscina
-  /** One turn per thread, started on demand: where retries after a worker fault run. */
+  /**
+   * Where retries after a worker fault run, on threads started on demand: a turn that kills its
+   * worker every time then takes down only other retried turns, never the main pool's streams.
+   * As dense as the main pool: under load one fault can send hundreds of turns here at once.
+   */
   private readonly quarantine: Piscina
 
   constructor(config: Config, settings: WorkerSettings) {
@@ -77,7 +81,7 @@ class PoolRunner extends Counted implements TaskRunner {
       concurrentTasksPerWorker: config.POOL_TASKS_PER_WORKER,
       idleTimeout: config.POOL_IDLE_TIMEOUT_MS
     })
-    this.quarantine = new Piscina({ ...options, minThreads: 0, maxThreads: config.POOL_MAX_THREADS, concurrentTasksPerWorker: 1, idleTimeout: 5_000 })
+    this.quarantine = new Piscina({ ...options, minThreads: 0, maxThreads: config.POOL_MAX_THREADS, concurrentTasksPerWorker: config.POOL_TASKS_PER_WORKER, idleTimeout: 5_000 })
     for (const pool of [this.pool, this.quarantine]) {
       // Without a listener, an error thrown after a worker's tasks settled would crash this process.
       pool.on('error', (err) => this.emit('error', err))
