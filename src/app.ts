@@ -24,6 +24,7 @@ import { connectRedis, type SharedRedis } from './shared/redis.js'
 import { chatRoutes, STREAMED } from './routes/chat.js'
 import { resumeRoutes } from './routes/resume.js'
 import { pageRoutes } from './routes/page.js'
+import { installSecurity, StreamCaps } from './security.js'
 import { healthRoutes } from './routes/health.js'
 import { metricsRoutes } from './routes/metrics.js'
 
@@ -89,6 +90,9 @@ async function app(fastify: FastifyInstance, { config, baseUrl }: AppOptions): P
     await redis?.close()
   })
 
+  await installSecurity(fastify, config, redis)
+  const caps = new StreamCaps(config.MAX_STREAMS_PER_KEY)
+
   // The OpenAPI document is generated from the schemas the routes validate with.
   await fastify.register(swagger, {
     openapi: {
@@ -102,7 +106,7 @@ async function app(fastify: FastifyInstance, { config, baseUrl }: AppOptions): P
 
   await fastify.register(healthRoutes, { config, runner, lifecycle, redis })
   await fastify.register(metricsRoutes, { metrics })
-  await fastify.register(chatRoutes, { config, dispatcher, sessions, heartbeats, lifecycle, metrics, streamLog, quota })
+  await fastify.register(chatRoutes, { config, dispatcher, sessions, heartbeats, lifecycle, metrics, streamLog, quota, caps })
   await fastify.register(resumeRoutes, { config, streamLog, heartbeats })
   await fastify.register(pageRoutes)
 }

@@ -1,5 +1,6 @@
 // Every environment variable, validated once at start-up into a typed, frozen object.
 // A bad value stops start-up with one line naming the variable, the value and what is allowed.
+import { readFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import envSchema from 'env-schema'
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
@@ -9,8 +10,8 @@ const cores = availableParallelism()
 const Int = (def: number | undefined, min: number, max: number, description: string) =>
   Type.Integer({ ...(def === undefined ? {} : { default: def }), minimum: min, maximum: max, description })
 const OptionalInt = (min: number, max: number, description: string) => Type.Optional(Int(undefined, min, max, description))
-const Flag = (description: string) =>
-  Type.Union([Type.Literal('0'), Type.Literal('1'), Type.Literal('true'), Type.Literal('false')], { default: '0', description })
+const Flag = (description: string, def: '0' | '1' = '0') =>
+  Type.Union([Type.Literal('0'), Type.Literal('1'), Type.Literal('true'), Type.Literal('false')], { default: def, description })
 
 export const envProperties = {
   PORT: Int(3000, 0, 65535, 'HTTP port'),
@@ -55,6 +56,16 @@ export const envProperties = {
   RESUME_GRACE_MS: Int(0, 0, 600_000, 'how long a stream keeps generating after its client left, so it can resume'),
   RESUME_TTL_MS: Int(120_000, 1_000, 86_400_000, 'how long the events of a stream can be replayed after it ended'),
 
+  API_KEYS: Type.Optional(Type.String({ pattern: '^[^,\\s]+(,[^,\\s]+)*$', description: 'comma-separated client keys; set: every API route needs Authorization: Bearer <key>' })),
+  API_KEYS_FILE: Type.Optional(Type.String({ minLength: 1, description: 'a file with one client key per line (added to API_KEYS)' })),
+  AUTH_OPEN_HEALTH: Flag('/healthz and /readyz answer without a key', '1'),
+  AUTH_OPEN_METRICS: Flag('/metrics answers without a key', '1'),
+  RATE_LIMIT_MAX: OptionalInt(1, 10_000_000, 'requests per client key (or IP) per RATE_LIMIT_WINDOW_MS (unset: no limit)'),
+  RATE_LIMIT_WINDOW_MS: Int(60_000, 1_000, 86_400_000, 'window of RATE_LIMIT_MAX'),
+  MAX_STREAMS_PER_KEY: OptionalInt(1, 1_000_000, 'concurrent streams per client key (or IP) in one replica (unset: no limit)'),
+  CORS_ORIGINS: Type.Optional(Type.String({ pattern: '^(\\*|https?://[^,\\s]+(,https?://[^,\\s]+)*)$', description: 'comma-separated browser origins allowed to call the API (unset: none)' })),
+  TRUST_PROXY: Type.String({ default: '', description: 'proxies whose X-Forwarded-For is trusted: true, a hop count, or comma-separated addresses/CIDRs' }),
+
   SHUTDOWN_GRACE_MS: Int(30_000, 0, 3_600_000, 'how long streams may finish after SIGTERM'),
   ...simulatorEnvSchema.properties
 } satisfies Record<string, TSchema>
@@ -70,11 +81,31 @@ function derive(env: Env) {
     ...env,
     LOG_CONTENT: on(env.LOG_CONTENT),
     CHAOS: on(env.CHAOS),
+    AUTH_OPEN_HEALTH: on(env.AUTH_OPEN_HEALTH),
+    AUTH_OPEN_METRICS: on(env.AUTH_OPEN_METRICS),
+    apiKeys: [...(env.API_KEYS?.split(',') ?? []), ...(env.API_KEYS_FILE ? readKeys(env.API_KEYS_FILE) : [])],
+    corsOrigins: env.CORS_ORIGINS?.split(','),
+    trustProxy: trustProxy(env.TRUST_PROXY),
     allowedModels,
     useSimulator: env.GEMINI_API_KEY === undefined
   }
 }
 export type Config = Readonly<ReturnType<typeof derive>>
+
+function readKeys(path: string): string[] {
+  try {
+    return readFileSync(path, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'))
+  } catch (err) {
+    throw new ConfigError(`invalid configuration: API_KEYS_FILE=${JSON.stringify(path)} cannot be read (${(err as NodeJS.ErrnoException).code}); expected a readable file, one key per line`)
+  }
+}
+
+function trustProxy(value: string): boolean | number | string[] {
+  if (value === '' || value === 'false') return false
+  if (value === 'true') return true
+  if (/^\d+$/.test(value)) return Number(value)
+  return value.split(',')
+}
 
 export class ConfigError extends Error {
   override name = 'ConfigError'

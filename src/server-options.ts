@@ -24,6 +24,8 @@ export function serverOptions(config: Config, logger: FastifyServerOptions['logg
     requestIdHeader: false,
     // Unknown fields are refused, not dropped; a number is not a string.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+    // A hop count is accepted at run time (proxy-addr) though Fastify's types omit it.
+    trustProxy: config.trustProxy as FastifyServerOptions['trustProxy'],
     return503OnClosing: false,
     forceCloseConnections: false
   }

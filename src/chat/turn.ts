@@ -10,6 +10,7 @@ import type { Metrics } from '../metrics.js'
 import type { QuotaGate } from '../quota/quota-gate.js'
 import { lastIdOf, type StreamLog } from '../resume/stream-log.js'
 import type { SessionStore } from '../sessions/store.js'
+import type { StreamCaps } from '../security.js'
 import type { Dispatcher, StreamHandle } from './dispatch.js'
 import { SseWriter, type Heartbeats } from './sse-writer.js'
 
@@ -22,6 +23,7 @@ export interface TurnDeps {
   metrics: Metrics
   streamLog: StreamLog
   quota: QuotaGate
+  caps: StreamCaps
 }
 
 export interface TurnSpec {
@@ -30,6 +32,8 @@ export interface TurnSpec {
   userText: string
   request: UpstreamRequest
   log: FastifyBaseLogger
+  /** Gives back the client's stream slot. */
+  onEnd: () => void
 }
 
 export function runTurn(deps: TurnDeps, reply: FastifyReply, spec: TurnSpec): void {
@@ -49,6 +53,7 @@ export function runTurn(deps: TurnDeps, reply: FastifyReply, spec: TurnSpec): vo
   const end = (terminal: string, outcome: string, usage?: Usage) => {
     if (ended) return
     ended = true
+    spec.onEnd()
     clearTimeout(graceTimer)
     streamLog.end(requestId, terminal)
     lifecycle.untrack(open)

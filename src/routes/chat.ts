@@ -17,7 +17,7 @@ export const errorResponses = Object.fromEntries(
 )
 
 export const chatRoutes: FastifyPluginAsync<TurnDeps> = async (fastify, deps) => {
-  const { config, dispatcher, sessions, lifecycle, quota } = deps
+  const { config, dispatcher, sessions, lifecycle, quota, caps } = deps
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
 
   app.post('/api/chat', {
@@ -34,11 +34,16 @@ export const chatRoutes: FastifyPluginAsync<TurnDeps> = async (fastify, deps) =>
     if (body.history && body.sessionId) throw new GatewayError('bad_request', 'Send either sessionId or history, not both.')
     lifecycle.admit()
     if (dispatcher.full) throw new GatewayError('overloaded', undefined, 1)
-    const { sessionId, turns } = await openSession(sessions, body)
-    const requestTurns: Turn[] = [...turns, { role: 'user', text: body.message }]
+    const giveBack = caps.take(request.clientKey)
+    let sessionId: string | null = null
+    let requestTurns: Turn[]
     try {
+      const session = await openSession(sessions, body)
+      sessionId = session.sessionId
+      requestTurns = [...session.turns, { role: 'user', text: body.message }]
       await quota.acquire(estimateTokens([...requestTurns.map((t) => t.text), body.system ?? '']))
     } catch (err) {
+      giveBack()
       if (sessionId) await sessions.release(sessionId)
       throw err
     }
@@ -49,6 +54,7 @@ export const chatRoutes: FastifyPluginAsync<TurnDeps> = async (fastify, deps) =>
       sessionId,
       userText: body.message,
       log: request.log,
+      onEnd: giveBack,
       request: {
         model: body.model ?? config.DEFAULT_MODEL,
         turns: requestTurns,

@@ -1,0 +1,255 @@
+// A small typed client for POST /api/chat: an async iterable of typed events, with automatic resume
+// (GET /api/chat/streams/:requestId + Last-Event-ID) when the connection drops before the stream ends.
+//
+// Runs in browsers and Node 20: it uses only fetch, AbortController/AbortSignal, TextDecoder and
+// eventsource-parser (no node: imports).
+//
+// Contract:
+// - Every iteration ends with exactly one terminal event (`done` or `error`), except when the caller
+//   aborts `signal`: then the iteration rejects with the signal's reason (an `AbortError`).
+// - A refusal before the stream starts (non-200 JSON `{error:{code,message}}`) is yielded as one
+//   `error` event carrying the HTTP `status` (it is never thrown).
+// - A network failure that cannot be recovered is an `error` event with code `network_error`
+//   (client-side code); a stream that can no longer be resumed (204/404 on resume) is an `error`
+//   event with code `stream_not_found`.
+import { createParser, type EventSourceMessage } from 'eventsource-parser'
+
+export interface Usage { promptTokens: number; outputTokens: number; totalTokens: number }
+export interface Timing { ttftMs: number; totalMs: number }
+
+export interface MetaEvent { type: 'meta'; requestId: string; sessionId: string | null; model: string }
+export interface ChunkEvent { type: 'chunk'; id: number; text: string }
+export interface DoneEvent { type: 'done'; finishReason: string; usage: Usage; timing: Timing }
+export interface ErrorEvent {
+  type: 'error'
+  /** A gateway error code (README), or the client-side `network_error`. */
+  code: string
+  message: string
+  retryable: boolean
+  retryAfterMs?: number
+  /** The HTTP status when the request was refused before its stream started. */
+  status?: number
+}
+export type ChatEvent = MetaEvent | ChunkEvent | DoneEvent | ErrorEvent
+export type TerminalEvent = DoneEvent | ErrorEvent
+
+export interface HistoryTurn { role: 'user' | 'model'; text: string }
+
+export interface ResumeOptions {
+  /** Resume attempts after one drop (default 3; 0 disables resume). */
+  attempts?: number
+  /** First backoff in ms, doubled per attempt (default 250). */
+  backoffMs?: number
+}
+
+export interface ChatOptions {
+  /** Gateway origin, e.g. `http://127.0.0.1:3000`; default '' (same origin, in a browser). */
+  baseUrl?: string
+  message: string
+  sessionId?: string
+  history?: HistoryTurn[]
+  model?: string
+  system?: string
+  signal?: AbortSignal
+  headers?: Record<string, string>
+  resume?: ResumeOptions
+  /** The fetch to use (default globalThis.fetch). */
+  fetch?: typeof fetch
+}
+
+const RETRYABLE_STATUS = new Set([408, 409, 429, 502, 503, 504])
+
+/** Sends one chat turn; iterate the result to receive its events. */
+export function chat(options: ChatOptions): AsyncIterable<ChatEvent> {
+  return { [Symbol.asyncIterator]: () => run(options) }
+}
+
+/** Collects a whole turn: the events, the reply text and the terminal event. */
+export async function chatText(options: ChatOptions): Promise<{ events: ChatEvent[]; text: string; meta?: MetaEvent; terminal: TerminalEvent }> {
+  const events: ChatEvent[] = []
+  for await (const event of chat(options)) events.push(event)
+  const terminal = events.at(-1) as TerminalEvent
+  const meta = events.find((e): e is MetaEvent => e.type === 'meta')
+  const text = events.map((e) => (e.type === 'chunk' ? e.text : '')).join('')
+  return { events, text, terminal, ...(meta ? { meta } : {}) }
+}
+
+interface StreamState { requestId: string | null; lastId: number; metaSeen: boolean; terminal: boolean }
+
+async function* run(options: ChatOptions): AsyncGenerator<ChatEvent, void, undefined> {
+  const doFetch = options.fetch ?? globalThis.fetch.bind(globalThis)
+  const base = (options.baseUrl ?? '').replace(/\/+$/, '')
+  const { signal } = options
+  const attempts = options.resume?.attempts ?? 3
+  const backoffMs = options.resume?.backoffMs ?? 250
+  const body: Record<string, unknown> = { message: options.message }
+  if (options.sessionId !== undefined) body.sessionId = options.sessionId
+  if (options.history !== undefined) body.history = options.history
+  if (options.model !== undefined) body.model = options.model
+  if (options.system !== undefined) body.system = options.system
+
+  let response: Response
+  try {
+    response = await doFetch(`${base}/api/chat`, {
+      method: 'POST',
+      headers: { ...options.headers, 'content-type': 'application/json', accept: 'text/event-stream' },
+      body: JSON.stringify(body),
+      ...(signal ? { signal } : {})
+    })
+  } catch (err) {
+    if (signal?.aborted) throw signal.reason ?? err
+    yield networkError(err)
+    return
+  }
+  if (response.status !== 200 || !response.body) {
+    yield await refusal(response)
+    return
+  }
+
+  const state: StreamState = { requestId: response.headers.get('x-request-id'), lastId: 0, metaSeen: false, terminal: false }
+  let failures = 0
+  for (;;) {
+    try {
+      for await (const event of readEvents(response, state)) {
+        if (event.type === 'chunk') failures = 0
+        yield event
+        if (state.terminal) return
+      }
+    } catch (err) {
+      if (signal?.aborted) throw signal.reason ?? err
+    }
+    if (signal?.aborted) throw signal.reason
+    // The connection dropped before a terminal event: resume from the last chunk seen.
+    if (!state.requestId || attempts === 0) {
+      yield networkError(new Error('the connection was lost before the reply ended'))
+      return
+    }
+    const next = yield* resume(state.requestId)
+    if (!next) return
+    response = next
+  }
+
+  /** A resumed response, or undefined after yielding the terminal error event. */
+  async function* resume(requestId: string): AsyncGenerator<ChatEvent, Response | undefined, undefined> {
+    while (failures < attempts) {
+      await sleep(backoffMs * 2 ** failures, signal)
+      failures++
+      let res: Response
+      try {
+        res = await doFetch(`${base}/api/chat/streams/${encodeURIComponent(requestId)}`, {
+          headers: { ...options.headers, accept: 'text/event-stream', 'last-event-id': String(state.lastId) },
+          ...(signal ? { signal } : {})
+        })
+      } catch (err) {
+        if (signal?.aborted) throw signal.reason ?? err
+        continue
+      }
+      if (res.status === 200 && res.body) return res
+      if (res.status === 204 || res.status === 404) {
+        await res.body?.cancel().catch(() => {})
+        yield { type: 'error', code: 'stream_not_found', message: 'The connection was lost and the reply can no longer be resumed.', retryable: true }
+        return undefined
+      }
+      await res.body?.cancel().catch(() => {})
+    }
+    yield networkError(new Error('the connection was lost and could not be resumed'))
+    return undefined
+  }
+}
+
+/** Parses one SSE response into typed events, skipping what was already seen (resume replays). */
+async function* readEvents(response: Response, state: StreamState): AsyncGenerator<ChatEvent, void, undefined> {
+  const queue: ChatEvent[] = []
+  const parser = createParser({
+    onEvent(message) {
+      const event = toEvent(message, state)
+      if (event) queue.push(event)
+    }
+  })
+  const reader = response.body!.getReader()
+  const decoder = new TextDecoder()
+  let finished = false
+  try {
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done) { finished = true; parser.feed(decoder.decode()); }
+      else parser.feed(decoder.decode(value, { stream: true }))
+      while (queue.length > 0) {
+        const event = queue.shift()!
+        yield event
+        if (state.terminal) return
+      }
+      if (finished) return
+    }
+  } finally {
+    if (!finished) await reader.cancel().catch(() => {})
+  }
+}
+
+function toEvent(message: EventSourceMessage, state: StreamState): ChatEvent | undefined {
+  if (state.terminal) return undefined
+  let data: any
+  try { data = JSON.parse(message.data) } catch { return undefined }
+  switch (message.event) {
+    case 'meta':
+      if (state.metaSeen) return undefined
+      state.metaSeen = true
+      state.requestId = data.requestId
+      return { type: 'meta', requestId: data.requestId, sessionId: data.sessionId ?? null, model: data.model }
+    case 'chunk': {
+      const id = Number(message.id)
+      if (Number.isFinite(id)) {
+        if (id <= state.lastId) return undefined
+        state.lastId = id
+      }
+      return { type: 'chunk', id, text: String(data.text ?? '') }
+    }
+    case 'done':
+      state.terminal = true
+      return { type: 'done', finishReason: data.finishReason, usage: data.usage, timing: data.timing }
+    case 'error':
+      state.terminal = true
+      return {
+        type: 'error',
+        code: String(data.code ?? 'internal_error'),
+        message: String(data.message ?? ''),
+        retryable: Boolean(data.retryable),
+        ...(typeof data.retryAfterMs === 'number' ? { retryAfterMs: data.retryAfterMs } : {})
+      }
+    default:
+      return undefined
+  }
+}
+
+async function refusal(response: Response): Promise<ErrorEvent> {
+  let code = 'http_' + response.status
+  let message = `The gateway answered ${response.status}.`
+  try {
+    const body = (await response.json()) as { error?: { code?: unknown; message?: unknown } }
+    if (typeof body.error?.code === 'string') code = body.error.code
+    if (typeof body.error?.message === 'string') message = body.error.message
+  } catch { /* not JSON */ }
+  const retryAfter = Number(response.headers.get('retry-after'))
+  return {
+    type: 'error',
+    code,
+    message,
+    retryable: RETRYABLE_STATUS.has(response.status),
+    status: response.status,
+    ...(response.headers.has('retry-after') && Number.isFinite(retryAfter) ? { retryAfterMs: retryAfter * 1000 } : {})
+  }
+}
+
+function networkError(err: unknown): ErrorEvent {
+  const detail = err instanceof Error ? err.message : String(err)
+  return { type: 'error', code: 'network_error', message: `Could not reach the gateway: ${detail}`, retryable: true }
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason)
+    const onAbort = () => { clearTimeout(timer); reject(signal!.reason) }
+    const timer = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve() }, ms)
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
+}
