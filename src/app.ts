@@ -24,6 +24,7 @@ import { connectRedis, type SharedRedis } from './shared/redis.js'
 import { chatRoutes, STREAMED } from './routes/chat.js'
 import { resumeRoutes } from './routes/resume.js'
 import { pageRoutes } from './routes/page.js'
+import { openAiRoutes } from './routes/openai.js'
 import { installSecurity, StreamCaps } from './security.js'
 import { healthRoutes } from './routes/health.js'
 import { metricsRoutes } from './routes/metrics.js'
@@ -106,7 +107,9 @@ async function app(fastify: FastifyInstance, { config, baseUrl }: AppOptions): P
 
   await fastify.register(healthRoutes, { config, runner, lifecycle, redis })
   await fastify.register(metricsRoutes, { metrics })
-  await fastify.register(chatRoutes, { config, dispatcher, sessions, heartbeats, lifecycle, metrics, streamLog, quota, caps })
+  const turnDeps = { config, dispatcher, sessions, heartbeats, lifecycle, metrics, streamLog, quota, caps }
+  await fastify.register(chatRoutes, turnDeps)
+  await fastify.register(openAiRoutes, turnDeps)
   await fastify.register(resumeRoutes, { config, streamLog, heartbeats })
   await fastify.register(pageRoutes)
 }

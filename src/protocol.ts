@@ -49,6 +49,14 @@ export interface ChatTask {
   request: UpstreamRequest
   /** The done message carries the whole reply only when a session needs it. */
   wantText: boolean
+  /** Frame chunks as OpenAI `chat.completion.chunk` events instead of the gateway's `chunk` events. */
+  openai?: OpenAiFraming
+}
+
+export interface OpenAiFraming {
+  id: string
+  created: number
+  model: string
 }
 
 export interface Usage {

@@ -10,7 +10,7 @@
 //   port ──▶ cancel → abort the upstream call
 import { threadId } from 'node:worker_threads'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { ChatTask, DoneMessage, ErrorMessage, FrontMessage, Usage, WireError, WorkerMessage, WorkerSettings } from '../src/protocol.js'
+import type { ChatTask, DoneMessage, ErrorMessage, FrontMessage, OpenAiFraming, Usage, WireError, WorkerMessage, WorkerSettings } from '../src/protocol.js'
 import { classifyUpstreamError, createUpstream, SAFETY_FINISH, type UpstreamFailure } from './gemini.js'
 import { injectChaos } from './chaos.js'
 
@@ -23,7 +23,20 @@ class Stream {
   posted = false
   chunks = 0
   text = ''
-  constructor(readonly port: ChatTask['port']) {}
+  /** What surrounds the JSON-encoded text in every chunk event, built once per stream. */
+  private readonly before: string
+  private readonly after: string
+
+  constructor(readonly port: ChatTask['port'], openai: OpenAiFraming | undefined) {
+    if (openai) {
+      const head = JSON.stringify({ id: openai.id, object: 'chat.completion.chunk', created: openai.created, model: openai.model })
+      this.before = `\ndata: ${head.slice(0, -1)},"choices":[{"index":0,"delta":{"role":"assistant","content":`
+      this.after = '},"finish_reason":null}]}\n\n'
+    } else {
+      this.before = '\nevent: chunk\ndata: {"text":'
+      this.after = '}\n\n'
+    }
+  }
 
   post(message: WorkerMessage): void {
     this.flush()
@@ -34,7 +47,7 @@ class Stream {
   /** Frames one chunk event; events produced within one tick leave as one message. */
   chunk(text: string): void {
     if (this.pending === '') setImmediate(this.flush)
-    this.pending += `id: ${++this.chunks}\nevent: chunk\ndata: ${JSON.stringify({ text })}\n\n`
+    this.pending += `id: ${++this.chunks}${this.before}${JSON.stringify(text)}${this.after}`
   }
 
   flush = (): void => {
@@ -58,7 +71,7 @@ export function createChatTask(settings: WorkerSettings): (task: ChatTask) => Pr
   }, settings.heartbeatMs).unref()
 
   return async function chatTask(task: ChatTask): Promise<void> {
-    const stream = new Stream(task.port)
+    const stream = new Stream(task.port, task.openai)
     const controller = new AbortController()
     task.port.on('message', (message: FrontMessage) => {
       if (message.type === 'cancel') controller.abort('cancel' satisfies AbortReason)

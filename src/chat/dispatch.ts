@@ -7,7 +7,7 @@
 //   cancel() ──▶ port1.postMessage({type:'cancel'})
 //   run() rejects / port closes without a result ─▶ fault ─▶ retry once or error event
 import { MessageChannel, type MessagePort } from 'node:worker_threads'
-import type { DoneMessage, UpstreamRequest, WireError, WorkerMessage } from '../protocol.js'
+import type { ChatTask, DoneMessage, WireError, WorkerMessage } from '../protocol.js'
 import { wireError, type ErrorCode } from '../errors.js'
 import type { TaskRunner } from '../pool/runner.js'
 import type { Watchdog, Watched } from '../pool/watchdog.js'
@@ -44,7 +44,7 @@ export class Dispatcher {
     return this.runner.inflight >= this.runner.capacity + this.maxQueue
   }
 
-  start(requestId: string, request: UpstreamRequest, wantText: boolean, events: StreamEvents): StreamHandle {
+  start(turn: Omit<ChatTask, 'port'>, events: StreamEvents): StreamHandle {
     let ended = false
     let chunked = false
     let attempts = 0
@@ -111,7 +111,7 @@ export class Dispatcher {
         }
       })
 
-      const task = this.runner.run({ port: channel.port2, requestId, request, wantText }, attempts > 1)
+      const task = this.runner.run({ ...turn, port: channel.port2 }, attempts > 1)
       task.then(undefined, fault)
       // A port closed without a result: the worker died (Piscina's rejection says how) or a bug ended the task early.
       current.on('close', () => {

@@ -1,7 +1,17 @@
 // SSE framing for the events the front process writes itself. Chunk events are framed by the
 // worker (workers/chat-task.ts) in the same format. Every data line is one line of JSON.
-import type { DoneMessage, WireError } from '../protocol.js'
+import type { DoneMessage, OpenAiFraming, WireError } from '../protocol.js'
 import type { Meta, Timing } from './sse-writer.js'
+
+/** How a turn's stream is framed: the gateway's own events, or OpenAI's chat.completion.chunk. */
+export interface Dialect {
+  /** Whether the stream opens with a meta event. */
+  meta: boolean
+  done(message: DoneMessage, timing: Timing): string
+  error(error: WireError): string
+  /** Passed to the worker, which frames the chunk events. */
+  openai?: OpenAiFraming
+}
 
 export const metaFrame = (meta: Meta) => `event: meta\ndata: ${JSON.stringify(meta)}\n\n`
 
@@ -9,3 +19,5 @@ export const doneFrame = (message: DoneMessage, timing: Timing) =>
   `event: done\ndata: ${JSON.stringify({ finishReason: message.finishReason, usage: message.usage, timing })}\n\n`
 
 export const errorFrame = (error: WireError) => `event: error\ndata: ${JSON.stringify(error)}\n\n`
+
+export const gatewayDialect: Dialect = { meta: true, done: doneFrame, error: errorFrame }

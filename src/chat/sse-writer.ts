@@ -2,9 +2,7 @@
 // on a quiet stream, and exactly one terminal event. Bounded: a reader that lets more than
 // STREAM_BUFFER_BYTES pile up is told `client_too_slow` and cut off.
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http'
-import type { DoneMessage, WireError } from '../protocol.js'
-import { wireError } from '../errors.js'
-import { doneFrame, errorFrame, metaFrame } from './sse-frames.js'
+import { metaFrame } from './sse-frames.js'
 
 export const SSE_HEADERS = {
   'content-type': 'text/event-stream; charset=utf-8',
@@ -47,7 +45,7 @@ export class SseWriter {
     private readonly res: ServerResponse,
     private readonly heartbeats: Heartbeats,
     private readonly bufferLimit: number,
-    /** Called once when the reader fell too far behind; the caller cancels the upstream call. */
+    /** Called when the reader fell too far behind: the caller ends the stream (client_too_slow) and cancels the upstream call. */
     private readonly onTooSlow: () => void
   ) {}
 
@@ -65,10 +63,7 @@ export class SseWriter {
     this.firstChunkAt ??= performance.now()
     this.wrote = true
     this.res.write(frames)
-    if (this.res.writableLength > this.bufferLimit) {
-      this.error(wireError('client_too_slow', `More than ${this.bufferLimit} bytes were waiting for this client.`))
-      this.onTooSlow()
-    }
+    if (this.res.writableLength > this.bufferLimit) this.onTooSlow()
   }
 
   get timing(): Timing {
@@ -79,16 +74,7 @@ export class SseWriter {
     }
   }
 
-  /** Writes the done event and returns its frame (for the resume log). */
-  done(message: DoneMessage): string {
-    return this.finish(doneFrame(message, this.timing))
-  }
-
-  error(error: WireError): string {
-    return this.finish(errorFrame(error))
-  }
-
-  /** Ends the stream with a framed terminal event. */
+  /** Ends the stream with a framed terminal event, and returns it (for the resume log). */
   finish(terminal: string): string {
     if (!this.ended) {
       this.abandon()

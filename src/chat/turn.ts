@@ -12,6 +12,7 @@ import { lastIdOf, type StreamLog } from '../resume/stream-log.js'
 import type { SessionStore } from '../sessions/store.js'
 import type { StreamCaps } from '../security.js'
 import type { Dispatcher, StreamHandle } from './dispatch.js'
+import type { Dialect } from './sse-frames.js'
 import { SseWriter, type Heartbeats } from './sse-writer.js'
 
 export interface TurnDeps {
@@ -34,11 +35,12 @@ export interface TurnSpec {
   log: FastifyBaseLogger
   /** Gives back the client's stream slot. */
   onEnd: () => void
+  dialect: Dialect
 }
 
 export function runTurn(deps: TurnDeps, reply: FastifyReply, spec: TurnSpec): void {
   const { config, dispatcher, sessions, lifecycle, metrics, streamLog, quota } = deps
-  const { requestId, sessionId } = spec
+  const { requestId, sessionId, dialect } = spec
   let ended = false
   let retries = 0
   let graceTimer: NodeJS.Timeout | undefined
@@ -71,14 +73,14 @@ export function runTurn(deps: TurnDeps, reply: FastifyReply, spec: TurnSpec): vo
     if (ended) return
     handle.cancel()
     release()
-    end(writer.error(error), outcome)
+    end(writer.finish(dialect.error(error)), outcome)
   }
 
-  writer.open({ requestId, sessionId, model: spec.request.model }, { ...reply.getHeaders(), 'x-request-id': requestId })
+  writer.open(dialect.meta ? { requestId, sessionId, model: spec.request.model } : null, { ...reply.getHeaders(), 'x-request-id': requestId })
   streamLog.open(requestId)
   metrics.streamStarted()
 
-  const handle: StreamHandle = dispatcher.start(requestId, spec.request, sessionId !== null, {
+  const handle: StreamHandle = dispatcher.start({ requestId, request: spec.request, wantText: sessionId !== null, ...(dialect.openai ? { openai: dialect.openai } : {}) }, {
     chunks: (frames) => {
       writer.chunks(frames)
       streamLog.append(requestId, frames, lastIdOf(frames))
@@ -91,12 +93,12 @@ export function runTurn(deps: TurnDeps, reply: FastifyReply, spec: TurnSpec): vo
     },
     done: (message: DoneMessage) => {
       if (sessionId) void sessions.commit(sessionId, spec.userText, message.text ?? '')
-      end(writer.done(message), 'done', message.usage)
+      end(writer.finish(dialect.done(message, writer.timing)), 'done', message.usage)
     },
     error: (error) => {
       if (error.code === 'upstream_rate_limited' && error.retryAfterMs) void quota.pauseFor(error.retryAfterMs)
       release()
-      end(writer.error(error), error.code)
+      end(writer.finish(dialect.error(error)), error.code)
     }
   })
 

@@ -113,7 +113,7 @@ async function* run(options: ChatOptions): AsyncGenerator<ChatEvent, void, undef
       for await (const event of readEvents(response, state)) {
         if (event.type === 'chunk') failures = 0
         yield event
-        if (state.terminal) return
+        if (event.type === 'done' || event.type === 'error') return
       }
     } catch (err) {
       if (signal?.aborted) throw signal.reason ?? err
@@ -177,7 +177,7 @@ async function* readEvents(response: Response, state: StreamState): AsyncGenerat
       while (queue.length > 0) {
         const event = queue.shift()!
         yield event
-        if (state.terminal) return
+        if (event.type === 'done' || event.type === 'error') return
       }
       if (finished) return
     }

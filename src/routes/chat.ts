@@ -7,6 +7,7 @@ import type { Turn } from '../protocol.js'
 import { estimateTokens } from '../quota/quota-gate.js'
 import type { SessionStore } from '../sessions/store.js'
 import { runTurn, type TurnDeps } from '../chat/turn.js'
+import { gatewayDialect } from '../chat/sse-frames.js'
 import { chatBodySchema, ErrorBodySchema, type ChatBody } from './chat-schema.js'
 
 /** Marks a request whose log line the stream writes itself when it ends. */
@@ -55,6 +56,7 @@ export const chatRoutes: FastifyPluginAsync<TurnDeps> = async (fastify, deps) =>
       userText: body.message,
       log: request.log,
       onEnd: giveBack,
+      dialect: gatewayDialect,
       request: {
         model: body.model ?? config.DEFAULT_MODEL,
         turns: requestTurns,

@@ -3,7 +3,8 @@
 import type { FastifyPluginAsync } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import { GatewayError } from '../errors.js'
+import { GatewayError, wireError } from '../errors.js'
+import { errorFrame } from '../chat/sse-frames.js'
 import { SseWriter, type Heartbeats } from '../chat/sse-writer.js'
 import type { StreamLog } from '../resume/stream-log.js'
 import type { Config } from '../config.js'
@@ -25,7 +26,10 @@ export const resumeRoutes: FastifyPluginAsync<ResumeOptions> = async (fastify, {
     }
   }, async (request, reply) => {
     const afterId = Number(request.headers['last-event-id'] ?? 0)
-    const writer = new SseWriter(reply.raw, heartbeats, config.STREAM_BUFFER_BYTES, () => attachment?.detach())
+    const writer = new SseWriter(reply.raw, heartbeats, config.STREAM_BUFFER_BYTES, () => {
+      attachment?.detach()
+      writer.finish(errorFrame(wireError('client_too_slow')))
+    })
     let attachment: { detach(): void } | undefined
     let opened = false
     const open = () => {
