@@ -34,7 +34,7 @@ export const envProperties = {
   POOL_MODE: Type.Union([Type.Literal('pool'), Type.Literal('inline')], { default: 'pool', description: 'inline: benchmark baseline only' }),
   POOL_MIN_THREADS: Int(cores, 1, 256, 'workers kept alive'),
   POOL_MAX_THREADS: Int(cores, 1, 256, 'most workers'),
-  POOL_TASKS_PER_WORKER: Int(64, 1, 4_096, 'streams one worker serves at once (1 = strict isolation)'),
+  POOL_TASKS_PER_WORKER: Int(256, 1, 4_096, 'streams one worker serves at once (1 = strict isolation)'),
   POOL_MAX_QUEUE: Int(1_024, 0, 1_000_000, 'streams waiting for a worker slot before 503 overloaded'),
   POOL_IDLE_TIMEOUT_MS: Int(60_000, 0, 86_400_000, 'idle worker lifetime above POOL_MIN_THREADS'),
   WORKER_MAX_HEAP_MB: Int(256, 16, 16_384, 'old-generation heap limit per worker'),

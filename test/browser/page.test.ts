@@ -1,0 +1,117 @@
+// The chat page end to end in headless Chromium (playwright-core) against a real gateway.
+import { existsSync } from 'node:fs'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { chromium, type Browser, type Page } from 'playwright-core'
+import { startGateway, until, type TestGateway } from '../helpers/gateway.js'
+
+const CHROMIUM = '/usr/bin/chromium'
+
+describe.skipIf(!existsSync(CHROMIUM))('chat page in Chromium', () => {
+  let gw: TestGateway
+  let browser: Browser
+  let page: Page
+  const pageErrors: string[] = []
+  const chatBodies: any[] = []
+
+  beforeAll(async () => {
+    gw = await startGateway({ UPSTREAM_RETRIES: '0' })
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
+    })
+    page = await browser.newPage()
+    page.on('pageerror', (err) => pageErrors.push(String(err)))
+    page.on('console', (msg) => { if (msg.type() === 'error') pageErrors.push(msg.text()) })
+    page.on('request', (request) => {
+      if (request.method() === 'POST' && request.url().endsWith('/api/chat')) chatBodies.push(JSON.parse(request.postData() ?? '{}'))
+    })
+    await page.goto(gw.url + '/')
+    await page.waitForSelector('#app[data-ready="true"]')
+  })
+  afterAll(async () => {
+    await browser?.close()
+    await gw?.close()
+  })
+
+  async function sendMessage(text: string): Promise<void> {
+    const input = page.getByLabel('Message')
+    await input.click()
+    await input.fill(text)
+    await input.press('Enter')
+  }
+
+  test('serves the page with a CSP, the client and the vendored parser', async () => {
+    const res = await fetch(gw.url + '/')
+    expect(res.headers.get('content-type')).toMatch(/^text\/html/)
+    expect(res.headers.get('content-security-policy')).toMatch(/script-src 'self' 'sha256-/)
+    expect((await fetch(gw.url + '/client/index.js')).status).toBe(200)
+    expect((await fetch(gw.url + '/vendor/eventsource-parser.js')).status).toBe(200)
+    expect((await fetch(gw.url + '/client/..%2Fpackage.json')).status).toBe(404)
+    expect(pageErrors).toEqual([])
+  })
+
+  test('send with Enter: the reply streams into the live region, then done', async () => {
+    await sendMessage('Tell me about tides [[sim:tokens=40, delay=15]]')
+    const live = page.locator('[aria-live="polite"]')
+    await page.waitForSelector('#app[data-state="streaming"]')
+    await live.locator('.turn.model .text').filter({ hasText: /\S/ }).first().waitFor()
+    await page.waitForSelector('#app[data-state="done"]')
+    expect(await live.locator('.turn.user').count()).toBe(1)
+    expect(await live.locator('.turn.user').textContent()).toContain('Tell me about tides')
+    expect((await live.locator('.turn.model .text').textContent())!.length).toBeGreaterThan(10)
+    expect(await page.locator('#app').getAttribute('data-session-id')).toMatch(/^[A-Za-z0-9_-]{8,}$/)
+    expect(pageErrors).toEqual([])
+  })
+
+  test('continue: the second turn uses the same session and both turns show', async () => {
+    const sessionId = await page.locator('#app').getAttribute('data-session-id')
+    await sendMessage('And why twice a day? [[sim:tokens=5]]')
+    await page.waitForSelector('.turn.model:nth-of-type(4)[data-state="done"]')
+    expect(await page.locator('.turn.user').count()).toBe(2)
+    expect(await page.locator('.turn.model').count()).toBe(2)
+    expect(chatBodies.at(-1)).toMatchObject({ message: 'And why twice a day? [[sim:tokens=5]]', sessionId })
+    expect(chatBodies[0].sessionId).toBeUndefined()
+    expect(await page.locator('#app').getAttribute('data-session-id')).toBe(sessionId)
+  })
+
+  test('Shift+Enter adds a newline instead of sending', async () => {
+    const input = page.getByLabel('Message')
+    const before = chatBodies.length
+    await input.fill('line one')
+    await input.press('Shift+Enter')
+    await input.type('line two')
+    expect(await input.inputValue()).toBe('line one\nline two')
+    expect(chatBodies.length).toBe(before)
+    await input.fill('')
+  })
+
+  test('Stop aborts the reply and the gateway cancels the upstream call', async () => {
+    const before = gw.sim.stats().aborted
+    await sendMessage('A very long answer please [[sim:tokens=400, delay=30]]')
+    await page.locator('.turn.model').last().locator('.text').filter({ hasText: /\S/ }).waitFor()
+    const stop = page.getByRole('button', { name: 'Stop' })
+    await stop.click()
+    await page.waitForSelector('#app[data-state="stopped"]')
+    await until(() => gw.sim.stats().aborted > before, 5_000, 'the simulator to see the abort')
+    await until(() => gw.sim.stats().active === 0, 5_000, 'no active upstream call')
+    expect(await page.locator('.turn.model').last().getAttribute('data-state')).toBe('stopped')
+    expect(await stop.isDisabled()).toBe(true)
+  })
+
+  test('an upstream error shows a readable message', async () => {
+    await sendMessage('break please [[sim:status=400]]')
+    await page.waitForSelector('#app[data-state="error"]')
+    const error = await page.locator('.turn.model').last().locator('.error').textContent()
+    expect(error).toMatch(/\(upstream_error\)\./)
+    expect(error).not.toMatch(/[{}]/)
+    expect(await page.getByRole('status').textContent()).toBe(error)
+  })
+
+  test('an unavailable provider says so and that you can try again', async () => {
+    await sendMessage('again [[sim:status=503]]')
+    await page.waitForSelector('.turn.model:last-of-type[data-state="error"]')
+    expect(await page.locator('.turn.model').last().locator('.error').textContent())
+      .toBe('The model provider is unavailable (upstream_unavailable). You can try again.')
+    expect(pageErrors).toEqual([])
+  })
+})
