@@ -240,6 +240,6 @@ describe('bad input is refused before admission with a documented code', () => {
   test('an unknown route → 404 not_found as JSON', async () => {
     const res = await fetch(`${gw.url}/api/nope`)
     expect(res.status).toBe(404)
-    expect((await res.json()).error.code).toBe('not_found')
+    expect(((await res.json()) as any).error.code).toBe('not_found')
   })
 })

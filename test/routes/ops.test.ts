@@ -65,7 +65,7 @@ test('refusals are counted by code', async () => {
 })
 
 test('/openapi.json describes the chat route from the schema it validates with; /docs serves a page', async () => {
-  const doc = await (await fetch(`${gw.url}/openapi.json`)).json()
+  const doc = await (await fetch(`${gw.url}/openapi.json`)).json() as any
   expect(doc.openapi).toBe('3.1.0')
   const chat = doc.paths['/api/chat'].post
   const schema = chat.requestBody.content['application/json'].schema
