@@ -4,6 +4,7 @@ import { chat } from '/client/index.js'
 
 const FRIENDLY = {
   bad_request: 'The request was not accepted',
+  unauthorized: 'This gateway needs a valid API key (open "API key" below the message)',
   payload_too_large: 'The message is too long',
   rate_limited: 'Too many requests right now',
   overloaded: 'The service is busy',
@@ -89,7 +90,9 @@ async function send(message) {
   controller = new AbortController()
   setState('streaming', 'The assistant is replying…')
   try {
-    for await (const event of chat({ message, ...(sessionId ? { sessionId } : {}), signal: controller.signal })) {
+    const key = document.getElementById('api-key').value.trim()
+    const headers = key ? { authorization: `Bearer ${key}` } : {}
+    for await (const event of chat({ message, headers, ...(sessionId ? { sessionId } : {}), signal: controller.signal })) {
       if (event.type === 'meta') {
         if (event.sessionId) sessionId = event.sessionId
         app.dataset.sessionId = sessionId ?? ''

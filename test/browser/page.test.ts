@@ -115,3 +115,37 @@ describe.skipIf(!existsSync(CHROMIUM))('chat page in Chromium', () => {
     expect(pageErrors).toEqual([])
   })
 })
+
+describe.skipIf(!existsSync(CHROMIUM))('chat page against a gateway that needs an API key', () => {
+  let gw: TestGateway
+  let browser: Browser
+
+  beforeAll(async () => {
+    gw = await startGateway({ API_KEYS: 'page-key-123' })
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
+    })
+  })
+  afterAll(async () => {
+    await browser?.close()
+    await gw?.close()
+  })
+
+  test('without a key the page says one is needed; with the key in the field the turn streams', async () => {
+    const page = await browser.newPage()
+    await page.goto(gw.url + '/')
+    await page.waitForSelector('#app[data-ready="true"]')
+    const input = page.getByLabel('Message')
+    await input.fill('hello [[sim:tokens=5]]')
+    await input.press('Enter')
+    await page.waitForSelector('#app[data-state="error"]')
+    expect(await page.locator('.turn.model').last().locator('.error').textContent()).toMatch(/API key.*\(unauthorized\)/)
+    await page.getByText('API key', { exact: true }).click()
+    await page.getByLabel(/^API key \(only when/).fill('page-key-123')
+    await input.fill('hello again [[sim:tokens=5]]')
+    await input.press('Enter')
+    await page.waitForSelector('#app[data-state="done"]')
+    await page.close()
+  })
+})
