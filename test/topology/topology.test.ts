@@ -61,6 +61,24 @@ const baseEnv = (sim: Simulator, redis: TestRedis): Record<string, string> => ({
   POOL_MAX_THREADS: '1'
 })
 
+interface Topology { redis: TestRedis; sim: Simulator; replicas: ChildGateway[]; nginx: TestNginx }
+
+/** Redis, one simulator (so upstream requests can be counted), three replicas and nginx in front. */
+async function startTopology(simDelayMs: number, env: Record<string, string>): Promise<Topology> {
+  const redis = await startRedis()
+  const sim = await startSimulator({ ttftMs: 0, delayMs: simDelayMs })
+  const replicas = await startReplicas(3, { ...baseEnv(sim, redis), ...env })
+  const nginx = await startNginx(replicas.map((r) => r.url.replace('http://', '')))
+  return { redis, sim, replicas, nginx }
+}
+
+async function stopTopology(t: Partial<Topology>): Promise<void> {
+  await t.nginx?.stop()
+  await killAll(t.replicas ?? [])
+  await t.sim?.close()
+  await t.redis?.stop()
+}
+
 describe('deploy files validate', () => {
   test.skipIf(!hasBinary('docker-compose'))('docker-compose config -q accepts docker-compose.yml', () => {
     const r = spawnSync('docker-compose', ['-f', 'docker-compose.yml', 'config', '-q'], { cwd: ROOT, encoding: 'utf8', timeout: 15_000, env: { ...process.env, GEMINI_API_KEY: '' } })
@@ -100,20 +118,12 @@ describe.skipIf(!haveTopology)('three replicas behind nginx, sharing Redis', () 
   let reference: string
 
   beforeAll(async () => {
-    redis = await startRedis()
-    sim = await startSimulator({ ttftMs: 0, delayMs: 20 })
-    replicas = await startReplicas(3, { ...baseEnv(sim, redis), RESUME_GRACE_MS: '5000' })
-    nginx = await startNginx(replicas.map((r) => r.url.replace('http://', '')))
+    ;({ redis, sim, replicas, nginx } = await startTopology(20, { RESUME_GRACE_MS: '5000' }))
     reference = replyText(await postChat(nginx.url, { message: LOAD_PROMPT, history: [] }))
     expect(reference.length).toBeGreaterThan(0)
   }, 60_000)
 
-  afterAll(async () => {
-    await nginx?.stop()
-    await killAll(replicas)
-    await sim?.close()
-    await redis?.stop()
-  }, 30_000)
+  afterAll(() => stopTopology({ redis, sim, replicas, nginx }), 30_000)
 
   test('a conversation continues across replicas: each turn on another one, the reply as if stateless', async () => {
     const [a, b, c] = replicas as [ChildGateway, ChildGateway, ChildGateway]
@@ -230,18 +240,10 @@ describe.skipIf(!haveTopology)('the upstream quota across three replicas behind 
   let nginx: TestNginx
 
   beforeAll(async () => {
-    redis = await startRedis()
-    sim = await startSimulator({ ttftMs: 0, delayMs: 0 })
-    replicas = await startReplicas(3, { ...baseEnv(sim, redis), UPSTREAM_RPM: '5', QUOTA_MAX_WAIT_MS: '0' })
-    nginx = await startNginx(replicas.map((r) => r.url.replace('http://', '')))
+    ;({ redis, sim, replicas, nginx } = await startTopology(0, { UPSTREAM_RPM: '5', QUOTA_MAX_WAIT_MS: '0' }))
   }, 60_000)
 
-  afterAll(async () => {
-    await nginx?.stop()
-    await killAll(replicas)
-    await sim?.close()
-    await redis?.stop()
-  }, 30_000)
+  afterAll(() => stopTopology({ redis, sim, replicas, nginx }), 30_000)
 
   test('UPSTREAM_RPM=5 holds for all replicas together: of 12 turns, 5 reach the upstream, 7 are 429 rate_limited', async () => {
     const before = sim.stats().requests
