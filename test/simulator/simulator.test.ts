@@ -363,15 +363,20 @@ describe('wire format', () => {
     expect(text).toContain('\n')
   })
 
+  /** Gemini's JSON error body with its status. */
+  async function expectErrorBody(res: Response, code: number, status: string): Promise<void> {
+    expect(res.status).toBe(code)
+    expect(res.headers.get('content-type')).toContain('application/json')
+    expect(await res.json()).toMatchObject({ error: { code, status } })
+  }
+
   it('answers 404 NOT_FOUND on unknown paths', async () => {
     const sim = await start()
     for (const res of [
       await fetch(`${sim.url}/nope`),
       await postRaw(sim, JSON.stringify({ contents: [userTurn('hi')] }), `/v1beta/models/${MODEL}:generateContent`)
     ]) {
-      expect(res.status).toBe(404)
-      expect(res.headers.get('content-type')).toContain('application/json')
-      expect(await res.json()).toMatchObject({ error: { code: 404, status: 'NOT_FOUND' } })
+      await expectErrorBody(res, 404, 'NOT_FOUND')
     }
   })
 
@@ -383,9 +388,7 @@ describe('wire format', () => {
       await postRaw(sim, JSON.stringify({ contents: [{ role: 'user' }] })),
       await postRaw(sim, JSON.stringify({ contents: [userTurn('hi')] }), `/v1beta/models/${MODEL}:streamGenerateContent`)
     ]) {
-      expect(res.status).toBe(400)
-      expect(res.headers.get('content-type')).toContain('application/json')
-      expect(await res.json()).toMatchObject({ error: { code: 400, status: 'INVALID_ARGUMENT' } })
+      await expectErrorBody(res, 400, 'INVALID_ARGUMENT')
     }
   })
 
