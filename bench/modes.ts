@@ -1,9 +1,11 @@
-// npm run bench:modes [-- fast|realistic-512|realistic-2048] [--threads=N] [--duration=S] [--profile]
+// npm run bench:modes [-- fast|realistic-512|realistic-2048] [--modes=direct,pool,…] [--threads=N] [--duration=S] [--profile]
 //
-// The same load three ways, in one run, each on fresh processes:
-//   direct  the load hits the simulator's own Gemini endpoint: the ceiling
-//   inline  gateway with POOL_MODE=inline: the chat code on the front thread, no pool (the baseline)
-//   pool    the product: Piscina workers (default knobs, tasks per worker raised to admit the load)
+// The same load five ways, in one run, each on fresh processes:
+//   direct      the load hits the simulator's own Gemini endpoint: the ceiling
+//   inline-sdk  POOL_MODE=inline UPSTREAM_READER=sdk: a plain relay calling the SDK on the front thread
+//   pool-sdk    the product with the SDK's own stream reader (the reader's before/after)
+//   inline      POOL_MODE=inline: the product's chat code on the front thread, no pool
+//   pool        the product: Piscina workers (default knobs, tasks per worker raised to admit the load)
 // --profile: the gateway runs under `node --cpu-prof` (profiles in bench/results/profiles/) and a
 // table of where each of its threads spent its time is added. Profiling slows it: use that run for
 // attribution, not for the figures.
@@ -22,8 +24,8 @@ import { chatBody, GEMINI_PATH, SseClient, type Protocol } from './lib/sse-clien
 import { ratio } from './lib/stats.js'
 import { counts, fmt, markdownTable, times } from './lib/table.js'
 
-type Mode = 'direct' | 'inline' | 'pool'
-const MODES: Mode[] = ['direct', 'inline', 'pool']
+const MODES = ['direct', 'inline-sdk', 'pool-sdk', 'inline', 'pool'] as const
+type Mode = typeof MODES[number]
 
 interface Scenario {
   name: string
@@ -59,8 +61,9 @@ const prompt = (i: number) => `Benchmark question ${i % 50}: how do tides work?`
 
 function gatewayEnv(mode: Mode, scenario: Scenario, threads: number): Record<string, string> | null {
   if (mode === 'direct') return null
-  if (mode === 'inline') return { POOL_MODE: 'inline' }
-  return { POOL_MODE: 'pool', ...admitAll(scenario.concurrency, threads) }
+  const reader = { UPSTREAM_READER: mode.endsWith('-sdk') ? 'sdk' : 'gateway' }
+  if (mode.startsWith('inline')) return { POOL_MODE: 'inline', ...reader }
+  return { POOL_MODE: 'pool', ...admitAll(scenario.concurrency, threads), ...reader }
 }
 
 async function runMode(scenario: Scenario, mode: Mode, threads: number, profileDir: string | undefined): Promise<Row> {
@@ -110,10 +113,12 @@ async function runMode(scenario: Scenario, mode: Mode, threads: number, profileD
   }, nodeArgs)
 }
 
+/** The comparisons the targets are stated in: the plain SDK relay, the same code inline, the ceiling, and the reader's gain. */
+const RATIOS: Array<[Mode, Mode]> = [['pool', 'inline-sdk'], ['pool', 'inline'], ['pool', 'direct'], ['pool', 'pool-sdk'], ['inline', 'inline-sdk'], ['inline', 'direct']]
+
 function tables(scenario: Scenario, rows: Row[], threads: number): string {
-  const direct = rows.find((r) => r.mode === 'direct')
-  const pool = rows.find((r) => r.mode === 'pool')
-  const inline = rows.find((r) => r.mode === 'inline')
+  const row = (mode: Mode) => rows.find((r) => r.mode === mode)
+  const direct = row('direct')
   const sim = scenario.sim
   const poolKnobs = admitAll(scenario.concurrency, threads)
   const head = `#### ${scenario.name}: ${CHUNKS} chunks, SIM_TTFT_MS=${sim.SIM_TTFT_MS}, SIM_DELAY_MS=${sim.SIM_DELAY_MS}, ` +
@@ -131,11 +136,10 @@ function tables(scenario: Scenario, rows: Row[], threads: number): string {
   const res = markdownTable(['mode', ...RESOURCE_HEADERS], rows.map((r) => [r.mode, ...resourceCells(r.measured, r.done)]))
   const ratios = markdownTable(
     ['ratio', 'req/s', 'end-of-stream p99', 'TTFT p99'],
-    [
-      ['pool / inline', times(ratio(pool?.reqPerSec, inline?.reqPerSec)), times(ratio(pool?.endP99, inline?.endP99)), times(ratio(pool?.ttftP99, inline?.ttftP99))],
-      ['pool / direct', times(ratio(pool?.reqPerSec, direct?.reqPerSec)), times(ratio(pool?.endP99, direct?.endP99)), times(ratio(pool?.ttftP99, direct?.ttftP99))],
-      ['inline / direct', times(ratio(inline?.reqPerSec, direct?.reqPerSec)), times(ratio(inline?.endP99, direct?.endP99)), times(ratio(inline?.ttftP99, direct?.ttftP99))]
-    ]
+    RATIOS.filter(([a, b]) => row(a) && row(b)).map(([a, b]) => {
+      const [x, y] = [row(a)!, row(b)!]
+      return [`${a} / ${b}`, times(ratio(x.reqPerSec, y.reqPerSec)), times(ratio(x.endP99, y.endP99)), times(ratio(x.ttftP99, y.ttftP99))]
+    })
   )
   const note = scenario.client === 'autocannon'
     ? '\n\nautocannon: latency is to the end of the response; chunks/s = req/s × 50; no TTFT; error events come from the gateway\'s `gateway_streams_total`.'
@@ -147,20 +151,26 @@ async function main(): Promise<void> {
   const args = parseArgs()
   const threads = args.num('threads', availableParallelism())
   const durationSec = args.num('duration', 0)
+  const modes = args.words('modes', [...MODES])
+  const unknown = modes.filter((m) => !(MODES as readonly string[]).includes(m))
+  if (unknown.length > 0) {
+    process.stderr.write(`unknown mode ${unknown.join(', ')}; any of ${MODES.join(', ')}\n`)
+    process.exit(2)
+  }
   const chosen = args.positional.length ? SCENARIOS.filter((s) => args.positional.includes(s.name)) : SCENARIOS
   if (chosen.length === 0) {
     process.stderr.write(`unknown scenario ${args.positional.join(' ')}; one of ${SCENARIOS.map((s) => s.name).join(', ')}\n`)
     process.exit(2)
   }
   // A profiled run is slower: kept apart from modes-latest.
-  const report = new Report(args.has('profile') ? 'modes-profile' : 'modes', 'bench:modes: direct vs inline vs pool')
+  const report = new Report(args.has('profile') ? 'modes-profile' : 'modes', 'bench:modes: direct, inline and pool, each with the SDK\'s stream reader and the gateway\'s')
   const data: Record<string, unknown> = {}
   let failed = 0
   for (const base of chosen) {
     const scenario = durationSec > 0 ? { ...base, durationSec } : base
     const rows: Row[] = []
     const profiles: string[] = []
-    for (const mode of MODES) {
+    for (const mode of modes as Mode[]) {
       process.stderr.write(`${scenario.name} / ${mode}…\n`)
       const profileDir = args.has('profile') && mode !== 'direct'
         ? `${RESULTS_DIR}profiles/${scenario.name}-${mode}-${new Date().toISOString().replace(/[:.]/g, '-')}`

@@ -15,6 +15,7 @@ import type { MessagePort } from 'node:worker_threads'
 export interface WorkerSettings {
   apiKey: string
   baseUrl: string | undefined
+  upstreamReader: 'gateway' | 'sdk'
   chaos: boolean
   heartbeatMs: number
   ttftTimeoutMs: number

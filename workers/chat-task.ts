@@ -59,7 +59,7 @@ class Stream {
 }
 
 export function createChatTask(settings: WorkerSettings): (task: ChatTask) => Promise<void> {
-  const upstream = createUpstream(settings.apiKey, settings.baseUrl)
+  const upstream = createUpstream(settings)
   // The front process's watchdog sees this thread through these: a stream that posted nothing
   // in a tick gets a heartbeat, so silence means this thread's event loop is stuck.
   const live = new Set<Stream>()

@@ -1,7 +1,19 @@
 // The only importer of @google/genai: one client per worker, a stream of plain text pieces,
 // and the mapping of every upstream failure to a wire error.
-import { ApiError, GoogleGenAI, type GenerateContentResponse } from '@google/genai'
-import type { Turn, UpstreamRequest, Usage, WireError } from '../src/protocol.js'
+//
+//   generateContentStream ─ builds the request (URL, key header, body), calls `fetch` below
+//     fetch ─ undici.request ─┬─ 200 text/event-stream ─▶ body kept here ─▶ readEvents ─▶ pieces
+//                             └─ anything else ─▶ whole body as a Response ─▶ the SDK: ApiError, or its reader
+//
+// Why not the SDK's own reader (UPSTREAM_READER=sdk, kept as the baseline and a fallback): per event
+// it throws and catches a SyntaxError, builds a fetch Response, reads it back through web streams and
+// JSON-parses it twice, under four async generators. Measured here, one 50-chunk stream cost
+// 2.8–3.7 ms of CPU that way and 0.9–1.0 ms this way.
+import { StringDecoder } from 'node:string_decoder'
+import { ApiError, GoogleGenAI, type Fetch, type GenerateContentParameters, type GenerateContentResponse } from '@google/genai'
+import { createParser } from 'eventsource-parser'
+import { Agent, request as httpRequest, type Dispatcher } from 'undici'
+import type { Turn, UpstreamRequest, Usage, WireError, WorkerSettings } from '../src/protocol.js'
 
 export interface UpstreamPiece {
   text: string
@@ -13,23 +25,93 @@ export interface UpstreamPiece {
 
 export type UpstreamStream = (request: UpstreamRequest, signal: AbortSignal) => AsyncGenerator<UpstreamPiece>
 
-export function createUpstream(apiKey: string, baseUrl: string | undefined): UpstreamStream {
+/** One event larger than this is not a Gemini chunk; it ends the stream as upstream_error. */
+const MAX_EVENT_CHARS = 16 << 20
+
+export function createUpstream({ apiKey, baseUrl, upstreamReader }: Pick<WorkerSettings, 'apiKey' | 'baseUrl' | 'upstreamReader'>): UpstreamStream {
   // apiVersion is pinned: 2.x defaults to v1beta today, 3.x moved to v1, and the wire format is v1beta's.
   const ai = new GoogleGenAI({ apiKey, httpOptions: { apiVersion: 'v1beta', ...(baseUrl ? { baseUrl } : {}) } })
-  return async function * stream (request, signal) {
-    const responses = await ai.models.generateContentStream({
-      model: request.model,
-      contents: request.turns.map(toContent),
-      // The whole config every call: the SDK never merges a per-call config with an earlier one.
-      config: { ...request.generation, ...(request.system ? { systemInstruction: request.system } : {}), abortSignal: signal }
-    })
-    for await (const response of responses) yield toPiece(response)
+  const params = (request: UpstreamRequest, signal: AbortSignal): GenerateContentParameters => ({
+    model: request.model,
+    contents: request.turns.map(toContent),
+    // The whole config every call: the SDK never merges a per-call config with an earlier one.
+    config: { ...request.generation, ...(request.system ? { systemInstruction: request.system } : {}), abortSignal: signal }
+  })
+
+  if (upstreamReader === 'sdk') {
+    return async function * stream (request, signal) {
+      for await (const response of await ai.models.generateContentStream(params(request, signal))) yield toPiece(response)
+    }
   }
+
+  // The chat task owns every deadline (first token, idle, total), so the transport sets none.
+  const dispatcher = new Agent({ headersTimeout: 0, bodyTimeout: 0 })
+  return async function * stream (request, signal) {
+    let events: Dispatcher.ResponseData['body'] | undefined
+    const fetch: Fetch = async (url, init) => {
+      const response = await httpRequest(String(url), {
+        method: 'POST',
+        headers: init?.headers as Headers,
+        body: init?.body as string,
+        signal: init?.signal ?? signal,
+        dispatcher
+      })
+      const type = String(response.headers['content-type'] ?? '')
+      if (response.statusCode === 200 && type.startsWith('text/event-stream')) {
+        events = response.body
+        return new Response(null, { status: 200 })
+      }
+      return new Response(await response.body.text(), { status: response.statusCode, headers: { 'content-type': type } })
+    }
+    const base = params(request, signal)
+    const responses = await ai.models.generateContentStream({ ...base, config: { ...base.config, httpOptions: { fetch } } })
+    if (events) yield * readEvents(events)
+    else for await (const response of responses) yield toPiece(response)
+  }
+}
+
+/** Gemini's event stream as the SDK would read it: error chunks throw ApiError, a cut-off last event throws. */
+async function * readEvents(body: AsyncIterable<Buffer>): AsyncGenerator<UpstreamPiece> {
+  const data: string[] = []
+  let tooLarge = false
+  const parser = createParser({
+    // Like the SDK, an event that names itself (`event:`) is not a chunk.
+    onEvent: (event) => { if (event.event === undefined) data.push(event.data) },
+    onError: () => { tooLarge = true },
+    maxBufferSize: MAX_EVENT_CHARS
+  })
+  const decoder = new StringDecoder('utf8')
+  const drain = function * () {
+    for (const json of data) yield toPiece(parseChunk(json))
+    data.length = 0
+  }
+  for await (const buffer of body) {
+    parser.feed(decoder.write(buffer))
+    if (tooLarge) throw new Error(`Upstream event larger than ${MAX_EVENT_CHARS} characters`)
+    yield * drain()
+  }
+  // Ending the input completes any event still open: there should be none.
+  parser.feed(`${decoder.end()}\n\n`)
+  if (data.length > 0) throw new Error('Incomplete JSON segment at the end')
+}
+
+interface StreamChunk extends Pick<GenerateContentResponse, 'candidates' | 'usageMetadata' | 'promptFeedback'> {
+  error?: { code?: unknown; status?: unknown }
+}
+
+/** An error object sent as a chunk throws the SDK's own ApiError, so it is classified like an HTTP error. */
+function parseChunk(json: string): StreamChunk {
+  const chunk = JSON.parse(json) as StreamChunk
+  const code = chunk.error?.code
+  if (typeof chunk.error === 'object' && chunk.error !== null && typeof code === 'number' && code >= 400 && code < 600) {
+    throw new ApiError({ message: `got status: ${String(chunk.error.status)}. ${JSON.stringify(chunk)}`, status: code })
+  }
+  return chunk
 }
 
 const toContent = (turn: Turn) => ({ role: turn.role, parts: [{ text: turn.text }] })
 
-function toPiece(response: GenerateContentResponse): UpstreamPiece {
+function toPiece(response: StreamChunk): UpstreamPiece {
   const candidate = response.candidates?.[0]
   let text = ''
   // Not `response.text`: it walks every part and warns on non-text parts, per chunk.
@@ -59,9 +141,10 @@ const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMED
 
 export function classifyUpstreamError(err: unknown): UpstreamFailure {
   if (err instanceof ApiError) return classifyStatus(err.status, err.message)
-  const cause = (err as { cause?: { code?: string } })?.cause
-  if (err instanceof TypeError && (err.message === 'terminated' || err.message === 'fetch failed' || CONNECTION_CODES.has(cause?.code ?? ''))) {
-    return { error: { code: 'upstream_unavailable', message: `Connection to the model provider failed (${cause?.code ?? err.message}).`, retryable: true }, transient: true }
+  // undici.request fails with the socket's code; the SDK's fetch (UPSTREAM_READER=sdk) wraps it in a TypeError.
+  const code = (err as { code?: string })?.code ?? (err as { cause?: { code?: string } })?.cause?.code ?? ''
+  if (CONNECTION_CODES.has(code) || (err instanceof TypeError && (err.message === 'terminated' || err.message === 'fetch failed'))) {
+    return { error: { code: 'upstream_unavailable', message: `Connection to the model provider failed (${code || (err as Error).message}).`, retryable: true }, transient: true }
   }
   return { error: { code: 'upstream_error', message: 'The model provider sent a response the gateway could not read.', retryable: false }, transient: false }
 }

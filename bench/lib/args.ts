@@ -7,6 +7,8 @@ export interface Args {
   num(name: string, fallback: number): number
   /** A comma-separated numeric list. */
   list(name: string, fallback: number[]): number[]
+  /** A comma-separated list of words. */
+  words(name: string, fallback: string[]): string[]
   has(name: string): boolean
 }
 
@@ -30,6 +32,7 @@ export function parseArgs(argv = process.argv.slice(2)): Args {
     positional,
     num: (name, fallback) => (options.has(name) ? number(name, options.get(name)!) : fallback),
     list: (name, fallback) => (options.has(name) ? options.get(name)!.split(',').map((v) => number(name, v)) : fallback),
+    words: (name, fallback) => (options.has(name) ? options.get(name)!.split(',').filter(Boolean) : fallback),
     has: (name) => options.has(name)
   }
 }

@@ -31,6 +31,7 @@ export function workerSettings(config: Config, baseUrl: string | undefined): Wor
   return {
     apiKey: config.GEMINI_API_KEY ?? 'simulator',
     baseUrl: config.GEMINI_BASE_URL ?? baseUrl,
+    upstreamReader: config.UPSTREAM_READER,
     chaos: config.CHAOS,
     heartbeatMs: Math.max(25, Math.floor(config.WORKER_STALL_MS / 4)),
     ttftTimeoutMs: config.STREAM_TTFT_TIMEOUT_MS,
