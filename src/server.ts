@@ -17,6 +17,13 @@ function configOrExit(): Config {
   }
 }
 
+/**
+ * Connections the kernel may hold for accept(). Node's 511 overflowed when 2,048 clients connected
+ * within seconds while the front thread was busy (ListenDrops, then SYN retries of 1 s and more);
+ * the kernel caps it at net.core.somaxconn.
+ */
+const LISTEN_BACKLOG = 4_096
+
 const config = configOrExit()
 const fastify = Fastify(serverOptions(config, loggerOptions(config)))
 
@@ -38,4 +45,4 @@ closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS + 10_000, logger: fastify.log }
   await simulator?.close()
 })
 
-await fastify.listen({ port: config.PORT, host: config.HOST })
+await fastify.listen({ port: config.PORT, host: config.HOST, backlog: LISTEN_BACKLOG })

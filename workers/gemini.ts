@@ -71,7 +71,7 @@ export function createUpstream({ apiKey, baseUrl, upstreamReader }: Pick<WorkerS
 }
 
 /** Gemini's event stream as the SDK would read it: error chunks throw ApiError, a cut-off last event throws. */
-async function * readEvents(body: AsyncIterable<Buffer>): AsyncGenerator<UpstreamPiece> {
+async function * readEvents(body: Dispatcher.ResponseData['body']): AsyncGenerator<UpstreamPiece> {
   const data: string[] = []
   let tooLarge = false
   const parser = createParser({
@@ -85,10 +85,16 @@ async function * readEvents(body: AsyncIterable<Buffer>): AsyncGenerator<Upstrea
     for (const json of data) yield toPiece(parseChunk(json))
     data.length = 0
   }
-  for await (const buffer of body) {
-    parser.feed(decoder.write(buffer))
-    if (tooLarge) throw new Error(`Upstream event larger than ${MAX_EVENT_CHARS} characters`)
-    yield * drain()
+  try {
+    for await (const buffer of body.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+      parser.feed(decoder.write(buffer))
+      if (tooLarge) throw new Error(`Upstream event larger than ${MAX_EVENT_CHARS} characters`)
+      yield * drain()
+    }
+  } finally {
+    // The caller stops at the finishReason chunk, just before the body ends: reading that end,
+    // rather than destroying the body (an AbortError, a closed connection), keeps the connection.
+    if (!body.readableEnded) body.dump().catch(() => {})
   }
   // Ending the input completes any event still open: there should be none.
   parser.feed(`${decoder.end()}\n\n`)

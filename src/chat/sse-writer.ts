@@ -35,6 +35,23 @@ export class Heartbeats {
   close(): void { clearInterval(this.timer) }
 }
 
+/**
+ * Chunk writes of one turn within one tick leave in one syscall. Unloaded, a tick carries one
+ * message per stream and nothing changes; when the front falls behind, the messages queued on a
+ * stream's port arrive in the same tick and are coalesced instead of costing a writev each.
+ */
+const corked = new Set<ServerResponse>()
+const uncorkAll = (): void => {
+  for (const res of corked) res.uncork()
+  corked.clear()
+}
+function corkUntilNextTick(res: ServerResponse): void {
+  if (corked.has(res)) return
+  if (corked.size === 0) setImmediate(uncorkAll)
+  corked.add(res)
+  res.cork()
+}
+
 export class SseWriter {
   ended = false
   private wrote = false
@@ -62,6 +79,7 @@ export class SseWriter {
     if (this.ended) return
     this.firstChunkAt ??= performance.now()
     this.wrote = true
+    corkUntilNextTick(this.res)
     this.res.write(frames)
     if (this.res.writableLength > this.bufferLimit) this.onTooSlow()
   }
