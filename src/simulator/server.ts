@@ -94,7 +94,9 @@ export async function startSimulator(options: StartSimulatorOptions = {}): Promi
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
-    server.listen(port, host, () => {
+    // Node's backlog of 511 filled for ~5 s when 2,048 benchmark streams started within 3 s
+    // (ss: Recv-Q 512), and the gateway's connections waited on SYN retries.
+    server.listen({ port, host, backlog: 4_096 }, () => {
       server.off('error', reject)
       resolve()
     })
