@@ -18,7 +18,7 @@ test('past POOL_MAX_QUEUE a turn is refused with 503 overloaded and Retry-After,
   const a = postChat(g.url, slow, { onEvent: (e) => { if (e.event === 'chunk') running() } })
   await first
   const b = postChat(g.url, slow) // queued behind a
-  await until(() => g.app.gateway.runner.inflight === 2, 2_000, 'the second turn to queue')
+  await until(() => g.app.gateway.runner.inflight === 2, 'the second turn to queue')
   const requests = g.sim.stats().requests
   const refused = await postChat(g.url, slow)
   expect(refused.status).toBe(503)

@@ -16,17 +16,18 @@ test('with no GEMINI_API_KEY the first log line says the built-in simulator serv
 
 describe.each(['SIGTERM', 'SIGINT'] as const)('%s drains', (signal) => {
   test('readiness turns 503, new turns are refused, short streams finish, long ones end with shutting_down, exit 0', async () => {
-    gw = await startChild({ SHUTDOWN_GRACE_MS: '800', SIM_TTFT_MS: '0', SIM_DELAY_MS: '0' })
+    // Short streams need 0.4 s of the 3 s grace, long ones 10 s: a loaded machine cannot blur the two.
+    gw = await startChild({ SHUTDOWN_GRACE_MS: '3000', SIM_TTFT_MS: '0', SIM_DELAY_MS: '0' })
     const g = gw
     let started = 0
     const all = Array.from({ length: 6 }, (_, i) => {
       const long = i % 2 === 0
-      const message = long ? `long ${i} [[sim:tokens=100, delay=50]]` : `short ${i} [[sim:tokens=10, delay=40]]`
+      const message = long ? `long ${i} [[sim:tokens=200, delay=50]]` : `short ${i} [[sim:tokens=10, delay=40]]`
       return postChat(g.url, { message }, { onEvent: (e) => { if (e.event === 'chunk' && e.id === '1') started++ } })
     })
-    await until(() => started === 6, 5_000, 'every stream to start')
+    await until(() => started === 6, 'every stream to start')
     g.child.kill(signal)
-    await until(async () => (await fetch(`${g.url}/readyz`)).status === 503, 1_000, '/readyz to turn 503')
+    await until(async () => (await fetch(`${g.url}/readyz`)).status === 503, '/readyz to turn 503')
     const refused = await postChat(g.url, { message: 'too late' })
     expect(refused.status).toBe(503)
     expect(refused.body.error.code).toBe('shutting_down')

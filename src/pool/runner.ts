@@ -22,7 +22,8 @@ export interface TaskRunner extends EventEmitter {
   close(): Promise<void>
 }
 
-// Tests run the front process from source; the worker is always tsc's output (npm test builds first).
+// Tests run the front process from source; the worker is always tsc's output (the test run's
+// global setup compiles it first: test/global-setup.ts).
 const workerFile = import.meta.url.endsWith('.ts')
   ? new URL('../../dist/workers/chat.worker.js', import.meta.url)
   : new URL('../../workers/chat.worker.js', import.meta.url)

@@ -14,12 +14,18 @@ export class MemorySessionStore implements SessionStore {
   // A Map iterates in insertion order; re-inserting on use keeps it least-recently-used first.
   private readonly sessions = new Map<string, Session>()
 
-  constructor(private readonly ttlMs: number, private readonly max: number, private readonly maxTurns: number) {}
+  constructor(
+    private readonly ttlMs: number,
+    private readonly max: number,
+    private readonly maxTurns: number,
+    /** The clock expiry is read from (tests move it instead of sleeping). */
+    private readonly now: () => number = Date.now
+  ) {}
 
   async create(): Promise<string> {
     this.evict()
     const id = randomUUID()
-    this.sessions.set(id, { turns: [], busy: true, expiresAt: Date.now() + this.ttlMs })
+    this.sessions.set(id, { turns: [], busy: true, expiresAt: this.now() + this.ttlMs })
     return id
   }
 
@@ -50,7 +56,7 @@ export class MemorySessionStore implements SessionStore {
 
   private live(id: string): Session | undefined {
     const session = this.sessions.get(id)
-    if (session && session.expiresAt <= Date.now() && !session.busy) {
+    if (session && session.expiresAt <= this.now() && !session.busy) {
       this.sessions.delete(id)
       return undefined
     }
@@ -58,14 +64,14 @@ export class MemorySessionStore implements SessionStore {
   }
 
   private touch(id: string, session: Session): void {
-    session.expiresAt = Date.now() + this.ttlMs
+    session.expiresAt = this.now() + this.ttlMs
     this.sessions.delete(id)
     this.sessions.set(id, session)
   }
 
   /** Oldest first: drop the expired, then the least recently used while over the cap. */
   private evict(): void {
-    const now = Date.now()
+    const now = this.now()
     for (const [id, session] of this.sessions) {
       // Expiry follows recency, so the first live entry ends the sweep once there is room.
       if (session.expiresAt > now && this.sessions.size < this.max) break

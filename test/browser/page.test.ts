@@ -1,12 +1,16 @@
 // The chat page end to end in headless Chromium (playwright-core) against a real gateway.
-import { existsSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import { startGateway, until, type TestGateway } from '../helpers/gateway.js'
+import { executable, lacks } from '../helpers/system.js'
 
-const CHROMIUM = '/usr/bin/chromium'
+const launch = () => chromium.launch({
+  executablePath: executable('chromium'),
+  // Without the background-networking flags Chromium keeps dialling Google's hosts, which this network refuses.
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
+})
 
-describe.skipIf(!existsSync(CHROMIUM))('chat page in Chromium', () => {
+describe.skipIf(lacks('the chat page suite', 'chromium'))('chat page in Chromium', () => {
   let gw: TestGateway
   let browser: Browser
   let page: Page
@@ -15,10 +19,7 @@ describe.skipIf(!existsSync(CHROMIUM))('chat page in Chromium', () => {
 
   beforeAll(async () => {
     gw = await startGateway({ UPSTREAM_RETRIES: '0' })
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
-    })
+    browser = await launch()
     page = await browser.newPage()
     page.on('pageerror', (err) => pageErrors.push(String(err)))
     page.on('console', (msg) => { if (msg.type() === 'error') pageErrors.push(msg.text()) })
@@ -92,8 +93,8 @@ describe.skipIf(!existsSync(CHROMIUM))('chat page in Chromium', () => {
     const stop = page.getByRole('button', { name: 'Stop' })
     await stop.click()
     await page.waitForSelector('#app[data-state="stopped"]')
-    await until(() => gw.sim.stats().aborted > before, 5_000, 'the simulator to see the abort')
-    await until(() => gw.sim.stats().active === 0, 5_000, 'no active upstream call')
+    await until(() => gw.sim.stats().aborted > before, 'the simulator to see the abort')
+    await until(() => gw.sim.stats().active === 0, 'no active upstream call')
     expect(await page.locator('.turn.model').last().getAttribute('data-state')).toBe('stopped')
     expect(await stop.isDisabled()).toBe(true)
   })
@@ -116,16 +117,13 @@ describe.skipIf(!existsSync(CHROMIUM))('chat page in Chromium', () => {
   })
 })
 
-describe.skipIf(!existsSync(CHROMIUM))('chat page against a gateway that needs an API key', () => {
+describe.skipIf(lacks('the API-key page suite', 'chromium'))('chat page against a gateway that needs an API key', () => {
   let gw: TestGateway
   let browser: Browser
 
   beforeAll(async () => {
     gw = await startGateway({ API_KEYS: 'page-key-123' })
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
-    })
+    browser = await launch()
   })
   afterAll(async () => {
     await browser?.close()

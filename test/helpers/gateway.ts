@@ -41,11 +41,17 @@ export async function startGateway(env: Record<string, string> = {}, sim: StartS
   }
 }
 
-/** Polls until `check` returns true, for state that no event announces (bounded, never a fixed sleep). */
-export async function until(check: () => boolean | Promise<boolean>, timeoutMs = 5_000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs
+/**
+ * Polls until `check` returns true, for state that no event announces. The budget only turns a
+ * hang into a message: it is far above anything a loaded machine needs, and never what a test shows.
+ */
+export async function until(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + UNTIL_BUDGET_MS
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
 }
+
+/** Below vitest's testTimeout (vitest.config.ts), so that a stuck wait says what it waited for. */
+export const UNTIL_BUDGET_MS = 45_000

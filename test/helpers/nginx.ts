@@ -8,13 +8,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { freePort } from './ports.js'
+import { executable } from './system.js'
 
 export const NGINX_CONF = fileURLToPath(new URL('../../deploy/nginx.conf', import.meta.url))
-
-/** True when `name` is an executable on PATH. */
-export function hasBinary(name: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0
-}
 
 /** The deploy config with its upstream `server` line replaced by one line per `upstreams` entry (host:port),
  * and, when `dir` is given, the listen port, pid, logs and temp paths moved there. */
@@ -61,7 +57,7 @@ export interface TestNginx {
 
 /** `nginx -t` on a config file; returns status and output. */
 export function nginxTest(conf: string, prefix: string): { status: number | null; output: string } {
-  const r = spawnSync('nginx', ['-t', '-c', conf, '-p', prefix], { encoding: 'utf8', timeout: 10_000 })
+  const r = spawnSync(executable('nginx'), ['-t', '-c', conf, '-p', prefix], { encoding: 'utf8', timeout: 10_000 })
   return { status: r.status, output: `${r.stdout}${r.stderr}` }
 }
 
@@ -73,7 +69,7 @@ export async function startNginx(upstreams: string[]): Promise<TestNginx> {
   writeFileSync(conf, renderNginxConf(upstreams, { dir, listenPort: port }))
   const checked = nginxTest(conf, dir)
   if (checked.status !== 0) throw new Error(`nginx -t failed: ${checked.output}`)
-  const child = spawn('nginx', ['-c', conf, '-p', dir, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const child = spawn(executable('nginx'), ['-c', conf, '-p', dir, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] })
   const stderr: string[] = []
   child.stderr!.on('data', (d: Buffer) => stderr.push(d.toString()))
   const exited = once(child, 'exit')

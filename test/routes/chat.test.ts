@@ -63,7 +63,7 @@ describe('a normal turn', () => {
   test('a quiet stream gets ": ping" heartbeats', async () => {
     const slow = await startGateway({ SSE_HEARTBEAT_MS: '100' })
     try {
-      const r = await postChat(slow.url, { message: 'slow start [[sim:ttft=450, tokens=2]]' })
+      const r = await postChat(slow.url, { message: 'slow start [[sim:ttft=1000, tokens=2]]' })
       expectWellFramed(r)
       expect(r.comments.filter((c) => c === 'ping').length).toBeGreaterThanOrEqual(2)
     } finally {
@@ -137,7 +137,8 @@ describe('upstream failures become precise error events', () => {
     ['[[sim:block]]', 'safety_blocked', { retryable: false }, 0],
     ['[[sim:tokens=10, safety]]', 'safety_blocked', { retryable: false }, 5],
     ['[[sim:hang]]', 'upstream_timeout', { retryable: true }, 0],
-    ['[[sim:tokens=4, delay=1000]]', 'stream_timeout', { retryable: true }, 1]
+    // The gap is far above the idle deadline, so a loaded machine cannot close it in time.
+    ['[[sim:tokens=4, delay=5000]]', 'stream_timeout', { retryable: true }, 1]
   ]
   test.each(cases)('%s → %s', async (directive, code, fields, chunks) => {
     const r = await chat({ message: `trouble ${directive}` })
@@ -179,17 +180,17 @@ describe('upstream failures become precise error events', () => {
 })
 
 test('a client that disconnects cancels the upstream call', async () => {
-  const before = gw.sim.stats().active
+  const before = gw.sim.stats()
   const controller = new AbortController()
   const r = await chat({ message: 'long story [[sim:tokens=200, delay=20]]' }, {
     signal: controller.signal,
     onEvent: (e) => { if (e.event === 'chunk' && e.id === '3') controller.abort() }
   })
   expect(r.events.filter((e) => e.event === 'chunk').length).toBeLessThan(200)
-  const abortedAt = Date.now()
-  await until(() => gw.sim.stats().active === before, 1_000, 'the simulator to see the upstream stream aborted')
-  expect(Date.now() - abortedAt).toBeLessThan(1_000)
-  expect(gw.sim.stats().aborted).toBeGreaterThanOrEqual(1)
+  await until(() => gw.sim.stats().active === before.active, 'the simulator to see the upstream stream end')
+  // Ended by an abort, not run to its end for nobody.
+  expect(gw.sim.stats().aborted - before.aborted).toBe(1)
+  expect(gw.sim.stats().completed - before.completed).toBe(0)
 })
 
 describe('bad input is refused before admission with a documented code', () => {

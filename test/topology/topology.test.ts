@@ -12,12 +12,12 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { startSimulator, type Simulator } from '../../src/simulator/index.js'
 import { startChild, type ChildGateway } from '../helpers/child.js'
 import { until } from '../helpers/gateway.js'
-import { hasBinary, nginxTest, renderNginxConf, startNginx, type TestNginx } from '../helpers/nginx.js'
+import { nginxTest, renderNginxConf, startNginx, type TestNginx } from '../helpers/nginx.js'
 import { startRedis, type TestRedis } from '../helpers/redis.js'
 import { postChat, readSse, replyText, resume, terminal, type SseEvent } from '../helpers/sse.js'
+import { executable, lacks } from '../helpers/system.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
-const haveTopology = hasBinary('redis-server') && hasBinary('nginx')
 
 const LOAD_PROMPT = 'under load [[sim:tokens=40, delay=25]]'
 
@@ -80,15 +80,15 @@ async function stopTopology(t: Partial<Topology>): Promise<void> {
 }
 
 describe('deploy files validate', () => {
-  test.skipIf(!hasBinary('docker-compose'))('docker-compose config -q accepts docker-compose.yml', () => {
-    const r = spawnSync('docker-compose', ['-f', 'docker-compose.yml', 'config', '-q'], { cwd: ROOT, encoding: 'utf8', timeout: 15_000, env: { ...process.env, GEMINI_API_KEY: '' } })
+  test.skipIf(lacks('the compose file check', 'docker-compose'))('docker-compose config -q accepts docker-compose.yml', () => {
+    const r = spawnSync(executable('docker-compose'), ['-f', 'docker-compose.yml', 'config', '-q'], { cwd: ROOT, encoding: 'utf8', timeout: 15_000, env: { ...process.env, GEMINI_API_KEY: '' } })
     expect(r.stderr + r.stdout).toBe('')
     expect(r.status).toBe(0)
-    const services = spawnSync('docker-compose', ['-f', 'docker-compose.yml', 'config', '--services'], { cwd: ROOT, encoding: 'utf8', timeout: 15_000 })
+    const services = spawnSync(executable('docker-compose'), ['-f', 'docker-compose.yml', 'config', '--services'], { cwd: ROOT, encoding: 'utf8', timeout: 15_000 })
     expect(services.stdout.trim().split('\n').sort()).toEqual(['gateway', 'nginx', 'redis'])
   })
 
-  test.skipIf(!hasBinary('nginx'))('nginx -t accepts deploy/nginx.conf with the upstream substituted', () => {
+  test.skipIf(lacks('the nginx config check', 'nginx'))('nginx -t accepts deploy/nginx.conf with the upstream substituted', () => {
     const dir = mkdtempSync(join(tmpdir(), 'gw-nginx-t-'))
     try {
       // Only the upstream (and the paths nginx -t must be able to open on this host) change.
@@ -110,7 +110,7 @@ describe('deploy files validate', () => {
   })
 })
 
-describe.skipIf(!haveTopology)('three replicas behind nginx, sharing Redis', () => {
+describe.skipIf(lacks('the topology suite', 'redis-server', 'nginx'))('three replicas behind nginx, sharing Redis', () => {
   let redis: TestRedis
   let sim: Simulator
   let replicas: ChildGateway[] = []
@@ -121,9 +121,9 @@ describe.skipIf(!haveTopology)('three replicas behind nginx, sharing Redis', () 
     ;({ redis, sim, replicas, nginx } = await startTopology(20, { RESUME_GRACE_MS: '5000' }))
     reference = replyText(await postChat(nginx.url, { message: LOAD_PROMPT, history: [] }))
     expect(reference.length).toBeGreaterThan(0)
-  }, 60_000)
+  }, 120_000)
 
-  afterAll(() => stopTopology({ redis, sim, replicas, nginx }), 30_000)
+  afterAll(() => stopTopology({ redis, sim, replicas, nginx }), 60_000)
 
   test('a conversation continues across replicas: each turn on another one, the reply as if stateless', async () => {
     const [a, b, c] = replicas as [ChildGateway, ChildGateway, ChildGateway]
@@ -159,7 +159,7 @@ describe.skipIf(!haveTopology)('three replicas behind nginx, sharing Redis', () 
     const targets = [...Array(6).fill(victim.url), ...Array(4).fill(a.url), ...Array(4).fill(b.url), ...Array(16).fill(nginx.url)] as string[]
     const seen = targets.map(() => 0)
     const runs = targets.map((url, i) => stream(url, { message: LOAD_PROMPT, history: [] }, (e) => { if (e.event === 'chunk') seen[i] = Number(e.id) }))
-    await until(() => seen.every((n) => n >= 8), 10_000, 'every stream to be under way')
+    await until(() => seen.every((n) => n >= 8), 'every stream to be under way')
     victim.child.kill('SIGKILL')
     await Promise.race([victim.exited, new Promise((r) => setTimeout(r, 5_000))])
     const outcomes = await Promise.all(runs)
@@ -184,7 +184,7 @@ describe.skipIf(!haveTopology)('three replicas behind nginx, sharing Redis', () 
     const loggedBy = (c: ChildGateway) => new Set(c.lines.flatMap((l) => { try { const j = JSON.parse(l); return j.msg === 'chat turn' ? [j.requestId as string] : [] } catch { return [] } }))
     const idOf = (o: Outcome) => o.events[0]!.json.requestId as string
     const completed = viaNginx.filter((o) => !o.cut)
-    await until(() => { const logged = new Set([...loggedBy(a), ...loggedBy(b)]); return completed.every((o) => logged.has(idOf(o))) }, 3_000, 'the survivors to log their turns')
+    await until(() => { const logged = new Set([...loggedBy(a), ...loggedBy(b)]); return completed.every((o) => logged.has(idOf(o))) }, 'the survivors to log their turns')
     const servedBySurvivors = new Set([...loggedBy(a), ...loggedBy(b)])
     for (const o of completed) {
       expect(text(o.events)).toBe(reference)
@@ -230,10 +230,10 @@ describe.skipIf(!haveTopology)('three replicas behind nginx, sharing Redis', () 
       expect(full.events.at(-1)!.json.code).toBe('stream_lost')
     }
     expect(sim.stats().requests - simBefore).toBe(30 + 6)
-  }, 60_000)
+  }, 120_000)
 })
 
-describe.skipIf(!haveTopology)('the upstream quota across three replicas behind nginx', () => {
+describe.skipIf(lacks('the topology quota suite', 'redis-server', 'nginx'))('the upstream quota across three replicas behind nginx', () => {
   let redis: TestRedis
   let sim: Simulator
   let replicas: ChildGateway[] = []
@@ -241,9 +241,9 @@ describe.skipIf(!haveTopology)('the upstream quota across three replicas behind 
 
   beforeAll(async () => {
     ;({ redis, sim, replicas, nginx } = await startTopology(0, { UPSTREAM_RPM: '5', QUOTA_MAX_WAIT_MS: '0' }))
-  }, 60_000)
+  }, 120_000)
 
-  afterAll(() => stopTopology({ redis, sim, replicas, nginx }), 30_000)
+  afterAll(() => stopTopology({ redis, sim, replicas, nginx }), 60_000)
 
   test('UPSTREAM_RPM=5 holds for all replicas together: of 12 turns, 5 reach the upstream, 7 are 429 rate_limited', async () => {
     const before = sim.stats().requests
