@@ -43,15 +43,17 @@ await runMain(async () => {
     }, 10_000)
     const logFrom = gateway.child.lines.length
     try {
-      const m = await measure(stack, () => runLoad(client, {
-        concurrency: streams,
-        repeat: false,
-        durationMs: rampSec * 1_000 + 1_000,
-        rampMs: rampSec * 1_000,
-        measureFromMs: 0,
-        drainMs: STREAM_MS + 30_000,
-        next: (i) => ({ body: chatBody('gateway', `Long-lived question ${i % 100}: tell me a long story about tides`) })
-      }))
+      const m = await measure(stack, () =>
+        runLoad(client, {
+          concurrency: streams,
+          repeat: false,
+          durationMs: rampSec * 1_000 + 1_000,
+          rampMs: rampSec * 1_000,
+          measureFromMs: 0,
+          drainMs: STREAM_MS + 30_000,
+          next: (i) => ({ body: chatBody('gateway', `Long-lived question ${i % 100}: tell me a long story about tides`) })
+        })
+      )
       const records = m.value.records
       const o = outcomesOf(records)
       const done = records.filter((r) => r.terminal === 'done')
@@ -70,30 +72,53 @@ await runMain(async () => {
 
       report.add(
         `${streams} streams, ${TOKENS} chunks ${DELAY_MS} ms apart after a ${TTFT_MS} ms TTFT (${fmt(STREAM_MS / 1000, 1)} s each), opened over ${rampSec} s; ` +
-        `gateway: ${gatewayEnv.POOL_MAX_THREADS} threads × ${gatewayEnv.POOL_TASKS_PER_WORKER} tasks, queue ${gatewayEnv.POOL_MAX_QUEUE}; open files ${openFilesLimit()}\n\n` +
-        markdownTable(['figure', 'value'], [
-          ['held with zero errors', held ? 'yes' : 'NO'],
-          ['streams started / completed (done)', `${o.started} / ${o.done}`],
-          ['most streams open at once', peakOpen],
-          ...FAILURE_HEADERS.map((h, i) => [h, failureCells(o)[i]]),
-          ['chunks per completed stream p50 / min', `${fmt(chunks.p50)} / ${fmt(Math.min(...done.map((r) => r.chunks)))}`],
-          ['TTFT p50 / p99 ms', pair(ttft.p50, ttft.p99)],
-          ['stream duration p50 / p99 / max s', `${fmt(duration.p50, 2)} / ${fmt(duration.p99, 2)} / ${fmt(duration.max, 2)}`],
-          ['gateway RSS peak MB (target < 1 GiB)', `${fmt(gw?.rssPeakMb)} (${gw && gw.rssPeakMb < GiB ? 'under' : 'OVER'} 1 GiB)`],
-          ['gateway CPU% mean / peak (200% = 2 cores)', gw ? pair(gw.cpuMean, gw.cpuPeak) : '—'],
-          ['simulator CPU% mean / RSS peak MB', m.usage.simulator ? pair(m.usage.simulator.cpuMean, m.usage.simulator.rssPeakMb) : '—'],
-          ['load generator CPU% mean / RSS peak MB', m.usage.load ? pair(m.usage.load.cpuMean, m.usage.load.rssPeakMb) : '—'],
-          ['front event-loop delay p99 ms', fmt(m.eventLoopP99Ms, 1)],
-          ['gateway outcomes (/metrics)', counts(m.gatewayOutcomes ?? {})],
-          ['kernel TCP drops/aborts during the run', counts(m.tcp)],
-          ['gateway log lines (warn and above)', counts(logs)]
-        ])
+          `gateway: ${gatewayEnv.POOL_MAX_THREADS} threads × ${gatewayEnv.POOL_TASKS_PER_WORKER} tasks, queue ${gatewayEnv.POOL_MAX_QUEUE}; open files ${openFilesLimit()}\n\n` +
+          markdownTable(
+            ['figure', 'value'],
+            [
+              ['held with zero errors', held ? 'yes' : 'NO'],
+              ['streams started / completed (done)', `${o.started} / ${o.done}`],
+              ['most streams open at once', peakOpen],
+              ...FAILURE_HEADERS.map((h, i) => [h, failureCells(o)[i]]),
+              ['chunks per completed stream p50 / min', `${fmt(chunks.p50)} / ${fmt(Math.min(...done.map((r) => r.chunks)))}`],
+              ['TTFT p50 / p99 ms', pair(ttft.p50, ttft.p99)],
+              ['stream duration p50 / p99 / max s', `${fmt(duration.p50, 2)} / ${fmt(duration.p99, 2)} / ${fmt(duration.max, 2)}`],
+              ['gateway RSS peak MB (target < 1 GiB)', `${fmt(gw?.rssPeakMb)} (${gw && gw.rssPeakMb < GiB ? 'under' : 'OVER'} 1 GiB)`],
+              ['gateway CPU% mean / peak (200% = 2 cores)', gw ? pair(gw.cpuMean, gw.cpuPeak) : '—'],
+              ['simulator CPU% mean / RSS peak MB', m.usage.simulator ? pair(m.usage.simulator.cpuMean, m.usage.simulator.rssPeakMb) : '—'],
+              ['load generator CPU% mean / RSS peak MB', m.usage.load ? pair(m.usage.load.cpuMean, m.usage.load.rssPeakMb) : '—'],
+              ['front event-loop delay p99 ms', fmt(m.eventLoopP99Ms, 1)],
+              ['gateway outcomes (/metrics)', counts(m.gatewayOutcomes ?? {})],
+              ['kernel TCP drops/aborts during the run', counts(m.tcp)],
+              ['gateway log lines (warn and above)', counts(logs)]
+            ]
+          )
       )
       // Gateway RSS and CPU over time, every ~10 s.
       const points = m.timeline.gateway ?? []
       const every = points.filter((_, i) => i % 40 === 39)
-      report.add(markdownTable(['t (s)', 'gateway CPU%', 'gateway RSS MB'], every.map(([t, cpu, rss]) => [fmt(t), fmt(cpu), fmt(rss)])))
-      report.save({ streams, rampSec, sim: SIM, gatewayEnv, outcomes: o, ttft, duration, chunks, usage: m.usage, eventLoopP99Ms: m.eventLoopP99Ms, gatewayOutcomes: m.gatewayOutcomes, tcp: m.tcp, logs, timeline: m.timeline })
+      report.add(
+        markdownTable(
+          ['t (s)', 'gateway CPU%', 'gateway RSS MB'],
+          every.map(([t, cpu, rss]) => [fmt(t), fmt(cpu), fmt(rss)])
+        )
+      )
+      report.save({
+        streams,
+        rampSec,
+        sim: SIM,
+        gatewayEnv,
+        outcomes: o,
+        ttft,
+        duration,
+        chunks,
+        usage: m.usage,
+        eventLoopP99Ms: m.eventLoopP99Ms,
+        gatewayOutcomes: m.gatewayOutcomes,
+        tcp: m.tcp,
+        logs,
+        timeline: m.timeline
+      })
       if (!held) process.exitCode = 1
     } finally {
       clearInterval(progress)

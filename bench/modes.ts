@@ -25,7 +25,7 @@ import { ratio } from './lib/stats.js'
 import { counts, fmt, markdownTable, times } from './lib/table.js'
 
 const MODES = ['direct', 'inline-sdk', 'pool-sdk', 'inline', 'pool'] as const
-type Mode = typeof MODES[number]
+type Mode = (typeof MODES)[number]
 
 interface Scenario {
   name: string
@@ -39,9 +39,30 @@ interface Scenario {
 
 const CHUNKS = 50
 const SCENARIOS: Scenario[] = [
-  { name: 'fast', sim: { SIM_TOKENS: `${CHUNKS}`, SIM_TTFT_MS: '0', SIM_DELAY_MS: '0' }, client: 'autocannon', concurrency: 64, durationSec: 10, rampMs: 0 },
-  { name: 'realistic-512', sim: { SIM_TOKENS: `${CHUNKS}`, SIM_TTFT_MS: '150', SIM_DELAY_MS: '20' }, client: 'sse', concurrency: 512, durationSec: 20, rampMs: 2_000 },
-  { name: 'realistic-2048', sim: { SIM_TOKENS: `${CHUNKS}`, SIM_TTFT_MS: '150', SIM_DELAY_MS: '20' }, client: 'sse', concurrency: 2_048, durationSec: 25, rampMs: 3_000 }
+  {
+    name: 'fast',
+    sim: { SIM_TOKENS: `${CHUNKS}`, SIM_TTFT_MS: '0', SIM_DELAY_MS: '0' },
+    client: 'autocannon',
+    concurrency: 64,
+    durationSec: 10,
+    rampMs: 0
+  },
+  {
+    name: 'realistic-512',
+    sim: { SIM_TOKENS: `${CHUNKS}`, SIM_TTFT_MS: '150', SIM_DELAY_MS: '20' },
+    client: 'sse',
+    concurrency: 512,
+    durationSec: 20,
+    rampMs: 2_000
+  },
+  {
+    name: 'realistic-2048',
+    sim: { SIM_TOKENS: `${CHUNKS}`, SIM_TTFT_MS: '150', SIM_DELAY_MS: '20' },
+    client: 'sse',
+    concurrency: 2_048,
+    durationSec: 25,
+    rampMs: 3_000
+  }
 ]
 
 interface Row {
@@ -68,72 +89,131 @@ function gatewayEnv(mode: Mode, scenario: Scenario, threads: number): Record<str
 
 async function runMode(scenario: Scenario, mode: Mode, threads: number, profileDir: string | undefined): Promise<Row> {
   const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []
-  return withStack(scenario.sim, gatewayEnv(mode, scenario, threads), async (stack) => {
-    const target = stack.gateway?.url ?? stack.simulator.url
-    const protocol: Protocol = stack.gateway ? 'gateway' : 'gemini'
-    const client = new SseClient(target, protocol, scenario.concurrency + 32, { timeoutMs: 60_000 })
-    try {
-      await warmup(client, chatBody(protocol, 'warm-up'))
-      await settle((stack.gateway ?? stack.simulator).child.pid)
-      if (scenario.client === 'autocannon') {
-        const m = await measure(stack, () => cannon({
-          url: target + (protocol === 'gateway' ? '/api/chat' : GEMINI_PATH),
-          connections: scenario.concurrency,
-          durationSec: scenario.durationSec,
-          body: chatBody(protocol, prompt(0)),
-          headers: protocol === 'gemini' ? { 'x-goog-api-key': 'bench' } : {}
-        }))
-        const c = m.value
-        // autocannon sees HTTP only; error events inside a 200 come from the gateway's own counters.
-        const gw = m.gatewayOutcomes ?? {}
-        // client_closed: streams autocannon left open when its time was up.
-        const errors = Object.fromEntries(Object.entries(gw).filter(([k]) => k !== 'done' && k !== 'client_closed'))
-        const connectionErrors = c.errors - c.timeouts
-        const outcomes: Outcomes = {
-          started: c.ok + c.non2xx, done: c.ok, errors, refused: c.non2xx ? { non2xx: c.non2xx } : {}, lost: 0, timeouts: c.timeouts,
-          failed: connectionErrors > 0 ? { connection: connectionErrors } : {}, cut: gw.client_closed ?? 0
+  return withStack(
+    scenario.sim,
+    gatewayEnv(mode, scenario, threads),
+    async (stack) => {
+      const target = stack.gateway?.url ?? stack.simulator.url
+      const protocol: Protocol = stack.gateway ? 'gateway' : 'gemini'
+      const client = new SseClient(target, protocol, scenario.concurrency + 32, { timeoutMs: 60_000 })
+      try {
+        await warmup(client, chatBody(protocol, 'warm-up'))
+        await settle((stack.gateway ?? stack.simulator).child.pid)
+        if (scenario.client === 'autocannon') {
+          const m = await measure(stack, () =>
+            cannon({
+              url: target + (protocol === 'gateway' ? '/api/chat' : GEMINI_PATH),
+              connections: scenario.concurrency,
+              durationSec: scenario.durationSec,
+              body: chatBody(protocol, prompt(0)),
+              headers: protocol === 'gemini' ? { 'x-goog-api-key': 'bench' } : {}
+            })
+          )
+          const c = m.value
+          // autocannon sees HTTP only; error events inside a 200 come from the gateway's own counters.
+          const gw = m.gatewayOutcomes ?? {}
+          // client_closed: streams autocannon left open when its time was up.
+          const errors = Object.fromEntries(Object.entries(gw).filter(([k]) => k !== 'done' && k !== 'client_closed'))
+          const connectionErrors = c.errors - c.timeouts
+          const outcomes: Outcomes = {
+            started: c.ok + c.non2xx,
+            done: c.ok,
+            errors,
+            refused: c.non2xx ? { non2xx: c.non2xx } : {},
+            lost: 0,
+            timeouts: c.timeouts,
+            failed: connectionErrors > 0 ? { connection: connectionErrors } : {},
+            cut: gw.client_closed ?? 0
+          }
+          return {
+            mode,
+            reqPerSec: c.reqPerSec,
+            chunksPerSec: c.reqPerSec * CHUNKS,
+            endP50: c.latencyP50Ms,
+            endP99: c.latencyP99Ms,
+            done: c.ok,
+            outcomes,
+            measured: m
+          }
         }
-        return { mode, reqPerSec: c.reqPerSec, chunksPerSec: c.reqPerSec * CHUNKS, endP50: c.latencyP50Ms, endP99: c.latencyP99Ms, done: c.ok, outcomes, measured: m }
+        const m = await measure(stack, async () =>
+          figures(
+            await runLoad(client, {
+              concurrency: scenario.concurrency,
+              durationMs: scenario.durationSec * 1_000,
+              rampMs: scenario.rampMs,
+              drainMs: 10_000,
+              next: (i) => ({ body: chatBody(protocol, prompt(i)) })
+            })
+          )
+        )
+        const f = m.value
+        return {
+          mode,
+          reqPerSec: f.reqPerSec,
+          chunksPerSec: f.chunksPerSec,
+          endP50: f.latencyMs.p50,
+          endP99: f.latencyMs.p99,
+          ttftP50: f.ttftMs.p50,
+          ttftP99: f.ttftMs.p99,
+          done: f.outcomes.done,
+          outcomes: f.outcomes,
+          measured: m
+        }
+      } finally {
+        await client.close()
       }
-      const m = await measure(stack, async () => figures(await runLoad(client, {
-        concurrency: scenario.concurrency,
-        durationMs: scenario.durationSec * 1_000,
-        rampMs: scenario.rampMs,
-        drainMs: 10_000,
-        next: (i) => ({ body: chatBody(protocol, prompt(i)) })
-      })))
-      const f = m.value
-      return {
-        mode, reqPerSec: f.reqPerSec, chunksPerSec: f.chunksPerSec, endP50: f.latencyMs.p50, endP99: f.latencyMs.p99,
-        ttftP50: f.ttftMs.p50, ttftP99: f.ttftMs.p99, done: f.outcomes.done, outcomes: f.outcomes, measured: m
-      }
-    } finally {
-      await client.close()
-    }
-  }, nodeArgs)
+    },
+    nodeArgs
+  )
 }
 
 /** The comparisons the targets are stated in: the plain SDK relay, the same code inline, the ceiling, and the reader's gain. */
-const RATIOS: Array<[Mode, Mode]> = [['pool', 'inline-sdk'], ['pool', 'inline'], ['pool', 'direct'], ['pool', 'pool-sdk'], ['inline', 'inline-sdk'], ['inline', 'direct']]
+const RATIOS: Array<[Mode, Mode]> = [
+  ['pool', 'inline-sdk'],
+  ['pool', 'inline'],
+  ['pool', 'direct'],
+  ['pool', 'pool-sdk'],
+  ['inline', 'inline-sdk'],
+  ['inline', 'direct']
+]
 
 function tables(scenario: Scenario, rows: Row[], threads: number): string {
   const row = (mode: Mode) => rows.find((r) => r.mode === mode)
   const direct = row('direct')
   const sim = scenario.sim
   const poolKnobs = admitAll(scenario.concurrency, threads)
-  const head = `#### ${scenario.name}: ${CHUNKS} chunks, SIM_TTFT_MS=${sim.SIM_TTFT_MS}, SIM_DELAY_MS=${sim.SIM_DELAY_MS}, ` +
+  const head =
+    `#### ${scenario.name}: ${CHUNKS} chunks, SIM_TTFT_MS=${sim.SIM_TTFT_MS}, SIM_DELAY_MS=${sim.SIM_DELAY_MS}, ` +
     `${scenario.concurrency} ${scenario.client === 'autocannon' ? 'autocannon connections' : 'concurrent streams (undici SSE client)'}, ${scenario.durationSec} s per mode` +
     `${scenario.rampMs ? ` (ramp ${scenario.rampMs / 1000} s, not measured)` : ''}; pool = ${poolKnobs.POOL_MAX_THREADS} threads × ${poolKnobs.POOL_TASKS_PER_WORKER} tasks, queue ${poolKnobs.POOL_MAX_QUEUE}`
-  const added = (r: Row, p: 'ttftP50' | 'ttftP99') => (r.mode === 'direct' || direct?.[p] === undefined || r[p] === undefined ? undefined : r[p]! - direct[p]!)
+  const added = (r: Row, p: 'ttftP50' | 'ttftP99') =>
+    r.mode === 'direct' || direct?.[p] === undefined || r[p] === undefined ? undefined : r[p]! - direct[p]!
   const perf = markdownTable(
     ['mode', 'req/s', 'chunks/s', 'end of stream p50 / p99 ms', 'TTFT p50 / p99 ms', 'gateway-added TTFT p50 / p99 ms (vs direct)'],
-    rows.map((r) => [r.mode, fmt(r.reqPerSec, 1), fmt(r.chunksPerSec), pair(r.endP50, r.endP99), pair(r.ttftP50, r.ttftP99), pair(added(r, 'ttftP50'), added(r, 'ttftP99'))])
+    rows.map((r) => [
+      r.mode,
+      fmt(r.reqPerSec, 1),
+      fmt(r.chunksPerSec),
+      pair(r.endP50, r.endP99),
+      pair(r.ttftP50, r.ttftP99),
+      pair(added(r, 'ttftP50'), added(r, 'ttftP99'))
+    ])
   )
   const errs = markdownTable(
     ['mode', 'completed', ...FAILURE_HEADERS, 'gateway outcomes (/metrics)', 'kernel TCP drops'],
-    rows.map((r) => [r.mode, r.done, ...failureCells(r.outcomes), r.measured.gatewayOutcomes ? counts(r.measured.gatewayOutcomes) : '—', counts(r.measured.tcp)])
+    rows.map((r) => [
+      r.mode,
+      r.done,
+      ...failureCells(r.outcomes),
+      r.measured.gatewayOutcomes ? counts(r.measured.gatewayOutcomes) : '—',
+      counts(r.measured.tcp)
+    ])
   )
-  const res = markdownTable(['mode', ...RESOURCE_HEADERS], rows.map((r) => [r.mode, ...resourceCells(r.measured, r.done)]))
+  const res = markdownTable(
+    ['mode', ...RESOURCE_HEADERS],
+    rows.map((r) => [r.mode, ...resourceCells(r.measured, r.done)])
+  )
   const ratios = markdownTable(
     ['ratio', 'req/s', 'end-of-stream p99', 'TTFT p99'],
     RATIOS.filter(([a, b]) => row(a) && row(b)).map(([a, b]) => {
@@ -141,9 +221,10 @@ function tables(scenario: Scenario, rows: Row[], threads: number): string {
       return [`${a} / ${b}`, times(ratio(x.reqPerSec, y.reqPerSec)), times(ratio(x.endP99, y.endP99)), times(ratio(x.ttftP99, y.ttftP99))]
     })
   )
-  const note = scenario.client === 'autocannon'
-    ? '\n\nautocannon: latency is to the end of the response; chunks/s = req/s × 50; no TTFT; error events come from the gateway\'s `gateway_streams_total`.'
-    : ''
+  const note =
+    scenario.client === 'autocannon'
+      ? "\n\nautocannon: latency is to the end of the response; chunks/s = req/s × 50; no TTFT; error events come from the gateway's `gateway_streams_total`."
+      : ''
   return `${head}\n\n${perf}\n\n${errs}\n\n${res}\n\n${ratios}${note}`
 }
 
@@ -165,7 +246,10 @@ async function main(): Promise<void> {
   // modes-latest (the README's table) is only ever the full default run: a profiled run is slower,
   // and a run of some scenarios, modes or another duration is not comparable.
   const partial = args.positional.length > 0 || args.has('modes') || durationSec > 0 || args.has('threads')
-  const report = new Report(args.has('profile') ? 'modes-profile' : partial ? 'modes-partial' : 'modes', 'bench:modes: direct, inline and pool, each with the SDK\'s stream reader and the gateway\'s')
+  const report = new Report(
+    args.has('profile') ? 'modes-profile' : partial ? 'modes-partial' : 'modes',
+    "bench:modes: direct, inline and pool, each with the SDK's stream reader and the gateway's"
+  )
   const data: Record<string, unknown> = {}
   let failed = 0
   for (const base of chosen) {
@@ -174,17 +258,32 @@ async function main(): Promise<void> {
     const profiles: string[] = []
     for (const mode of modes as Mode[]) {
       process.stderr.write(`${scenario.name} / ${mode}…\n`)
-      const profileDir = args.has('profile') && mode !== 'direct'
-        ? `${RESULTS_DIR}profiles/${scenario.name}-${mode}-${new Date().toISOString().replace(/[:.]/g, '-')}`
-        : undefined
+      const profileDir =
+        args.has('profile') && mode !== 'direct'
+          ? `${RESULTS_DIR}profiles/${scenario.name}-${mode}-${new Date().toISOString().replace(/[:.]/g, '-')}`
+          : undefined
       const row = await runMode(scenario, mode, threads, profileDir)
       rows.push(row)
       failed += failures(row.outcomes)
       // The gateway writes its profiles when it exits (withStack stopped it).
-      if (profileDir) profiles.push(`CPU profile, ${mode} (\`${profileDir.slice(RESULTS_DIR.length)}\`):\n\n${profileTable(summariseProfiles(profileDir))}`)
+      if (profileDir)
+        profiles.push(
+          `CPU profile, ${mode} (\`${profileDir.slice(RESULTS_DIR.length)}\`):\n\n${profileTable(summariseProfiles(profileDir))}`
+        )
     }
     report.add([tables(scenario, rows, threads), ...profiles].join('\n\n'))
-    data[scenario.name] = { scenario, rows: rows.map(({ measured, ...r }) => ({ ...r, usage: measured.usage, eventLoopP99Ms: measured.eventLoopP99Ms, gatewayOutcomes: measured.gatewayOutcomes, tcp: measured.tcp, wallMs: measured.wallMs, figures: measured.value })) }
+    data[scenario.name] = {
+      scenario,
+      rows: rows.map(({ measured, ...r }) => ({
+        ...r,
+        usage: measured.usage,
+        eventLoopP99Ms: measured.eventLoopP99Ms,
+        gatewayOutcomes: measured.gatewayOutcomes,
+        tcp: measured.tcp,
+        wallMs: measured.wallMs,
+        figures: measured.value
+      }))
+    }
   }
   report.save(data)
   if (failed > 0) {

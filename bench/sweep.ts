@@ -19,7 +19,11 @@ import { counts, fmt, markdownTable } from './lib/table.js'
 
 const SIM = { SIM_TOKENS: '50', SIM_TTFT_MS: '150', SIM_DELAY_MS: '20' }
 
-interface Cell { threads: number; tasks: number; m: Measured<LoadFigures> }
+interface Cell {
+  threads: number
+  tasks: number
+  m: Measured<LoadFigures>
+}
 
 async function runCell(threads: number, tasks: number, concurrency: number, durationSec: number): Promise<Cell> {
   const env = {
@@ -35,13 +39,17 @@ async function runCell(threads: number, tasks: number, concurrency: number, dura
     try {
       await warmup(client, chatBody('gateway', 'warm-up'), Math.min(64, 2 * threads * tasks))
       await settle(gateway.child.pid)
-      const m = await measure(stack, async () => figures(await runLoad(client, {
-        concurrency,
-        durationMs: durationSec * 1_000,
-        rampMs: 1_000,
-        drainMs: 2_000,
-        next: (i) => ({ body: chatBody('gateway', `Sweep question ${i % 50}: how do tides work?`) })
-      })))
+      const m = await measure(stack, async () =>
+        figures(
+          await runLoad(client, {
+            concurrency,
+            durationMs: durationSec * 1_000,
+            rampMs: 1_000,
+            drainMs: 2_000,
+            next: (i) => ({ body: chatBody('gateway', `Sweep question ${i % 50}: how do tides work?`) })
+          })
+        )
+      )
       return { threads, tasks, m }
     } finally {
       await client.close()
@@ -65,18 +73,46 @@ await runMain(async () => {
   }
 
   const table = markdownTable(
-    ['threads', 'tasks/worker', 'slots', 'req/s', 'chunks/s', 'TTFT p50 / p99 ms', 'end p99 ms', 'completed', 'failures', 'cut (queued at end)', 'gateway CPU%', 'gateway RSS peak MB', 'front ELD p99 ms'],
+    [
+      'threads',
+      'tasks/worker',
+      'slots',
+      'req/s',
+      'chunks/s',
+      'TTFT p50 / p99 ms',
+      'end p99 ms',
+      'completed',
+      'failures',
+      'cut (queued at end)',
+      'gateway CPU%',
+      'gateway RSS peak MB',
+      'front ELD p99 ms'
+    ],
     cells.map(({ threads, tasks, m }) => {
       const f = m.value
       const o = f.outcomes
       const failed = failures(o)
-      return [threads, tasks, threads * tasks, fmt(f.reqPerSec, 1), fmt(f.chunksPerSec), pair(f.ttftMs.p50, f.ttftMs.p99), fmt(f.latencyMs.p99), o.done,
-        failed ? `${failed} (${counts({ ...o.errors, ...o.refused, ...o.failed, lost: o.lost, timeout: o.timeouts })})` : 0, o.cut,
-        fmt(m.usage.gateway?.cpuMean), fmt(m.usage.gateway?.rssPeakMb), fmt(m.eventLoopP99Ms, 1)]
+      return [
+        threads,
+        tasks,
+        threads * tasks,
+        fmt(f.reqPerSec, 1),
+        fmt(f.chunksPerSec),
+        pair(f.ttftMs.p50, f.ttftMs.p99),
+        fmt(f.latencyMs.p99),
+        o.done,
+        failed ? `${failed} (${counts({ ...o.errors, ...o.refused, ...o.failed, lost: o.lost, timeout: o.timeouts })})` : 0,
+        o.cut,
+        fmt(m.usage.gateway?.cpuMean),
+        fmt(m.usage.gateway?.rssPeakMb),
+        fmt(m.eventLoopP99Ms, 1)
+      ]
     })
   )
-  report.add(`${concurrency} concurrent streams (closed loop), 50 chunks 20 ms apart after a 150 ms TTFT, ${durationSec} s per cell (1 s ramp not measured); ` +
-    `POOL_MIN_THREADS = POOL_MAX_THREADS, POOL_MAX_QUEUE = ${concurrency * 4}. CPU% of one core (200% = both).\n\n${table}`)
+  report.add(
+    `${concurrency} concurrent streams (closed loop), 50 chunks 20 ms apart after a 150 ms TTFT, ${durationSec} s per cell (1 s ramp not measured); ` +
+      `POOL_MIN_THREADS = POOL_MAX_THREADS, POOL_MAX_QUEUE = ${concurrency * 4}. CPU% of one core (200% = both).\n\n${table}`
+  )
 
   const svg = barChartSvg({
     title: `req/s at ${concurrency} concurrent streams (50 chunks, 20 ms apart), 2 cores`,
@@ -91,5 +127,17 @@ await runMain(async () => {
   mkdirSync(RESULTS_DIR, { recursive: true })
   writeFileSync(`${RESULTS_DIR}sweep-latest.svg`, svg)
   report.add('Chart: `bench/results/sweep-latest.svg`')
-  report.save({ concurrency, durationSec, sim: SIM, cells: cells.map(({ threads, tasks, m }) => ({ threads, tasks, figures: m.value, usage: m.usage, eventLoopP99Ms: m.eventLoopP99Ms, gatewayOutcomes: m.gatewayOutcomes })) })
+  report.save({
+    concurrency,
+    durationSec,
+    sim: SIM,
+    cells: cells.map(({ threads, tasks, m }) => ({
+      threads,
+      tasks,
+      figures: m.value,
+      usage: m.usage,
+      eventLoopP99Ms: m.eventLoopP99Ms,
+      gatewayOutcomes: m.gatewayOutcomes
+    }))
+  })
 })

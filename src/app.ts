@@ -44,8 +44,12 @@ export interface Gateway {
 }
 
 declare module 'fastify' {
-  interface FastifyInstance { gateway: Gateway }
-  interface FastifyRequest { outcome: string | undefined }
+  interface FastifyInstance {
+    gateway: Gateway
+  }
+  interface FastifyRequest {
+    outcome: string | undefined
+  }
 }
 
 async function app(fastify: FastifyInstance, { config, baseUrl }: AppOptions): Promise<void> {
@@ -53,19 +57,23 @@ async function app(fastify: FastifyInstance, { config, baseUrl }: AppOptions): P
   runner.on('error', (err: Error) => fastify.log.error({ err }, 'worker error after its turns ended'))
   const metrics = createMetrics(runner)
   const lifecycle = new Lifecycle()
-  const watchdog = config.POOL_MODE === 'pool'
-    ? new Watchdog(runner, config.WORKER_STALL_MS, (threadId) => fastify.log.warn({ threadId }, 'worker stalled; terminated'))
-    : undefined
+  const watchdog =
+    config.POOL_MODE === 'pool'
+      ? new Watchdog(runner, config.WORKER_STALL_MS, (threadId) => fastify.log.warn({ threadId }, 'worker stalled; terminated'))
+      : undefined
   const dispatcher = new Dispatcher(runner, watchdog, config.POOL_MAX_QUEUE, (cause, threadId) => {
     metrics.workerFault(cause, threadId)
     fastify.log.warn({ cause, threadId }, 'worker fault')
   })
   const redis = config.REDIS_URL ? await connectRedis(config.REDIS_URL) : undefined
   // A turn lock outlives the longest stream, so only a dead replica's lock ever expires.
-  const sessions = config.SESSION_STORE === 'redis' && redis
-    ? new RedisSessionStore(redis.client, config.SESSION_TTL_MS, config.SESSION_MAX_TURNS, config.STREAM_MAX_MS + 60_000)
-    : new MemorySessionStore(config.SESSION_TTL_MS, config.SESSION_MAX, config.SESSION_MAX_TURNS)
-  const streamLog = redis ? new RedisStreamLog(redis, config.RESUME_TTL_MS, config.STREAM_MAX_MS) : new MemoryStreamLog(config.RESUME_TTL_MS)
+  const sessions =
+    config.SESSION_STORE === 'redis' && redis
+      ? new RedisSessionStore(redis.client, config.SESSION_TTL_MS, config.SESSION_MAX_TURNS, config.STREAM_MAX_MS + 60_000)
+      : new MemorySessionStore(config.SESSION_TTL_MS, config.SESSION_MAX, config.SESSION_MAX_TURNS)
+  const streamLog = redis
+    ? new RedisStreamLog(redis, config.RESUME_TTL_MS, config.STREAM_MAX_MS)
+    : new MemoryStreamLog(config.RESUME_TTL_MS)
   const quota = new QuotaGate(config, redis)
   const heartbeats = new Heartbeats(config.SSE_HEARTBEAT_MS)
 
@@ -78,7 +86,16 @@ async function app(fastify: FastifyInstance, { config, baseUrl }: AppOptions): P
   fastify.addHook('onResponse', async (request, reply) => {
     if (request.outcome === STREAMED) return
     const url = request.routeOptions.url ?? 'unmatched'
-    request.log[probes.has(url) ? 'debug' : 'info']({ method: request.method, url, statusCode: reply.statusCode, outcome: request.outcome ?? 'ok', durationMs: Math.round(reply.elapsedTime) }, 'request')
+    request.log[probes.has(url) ? 'debug' : 'info'](
+      {
+        method: request.method,
+        url,
+        statusCode: reply.statusCode,
+        outcome: request.outcome ?? 'ok',
+        durationMs: Math.round(reply.elapsedTime)
+      },
+      'request'
+    )
   })
   fastify.addHook('onClose', async () => {
     // Streams still open end now, with shutting_down, before the workers go.

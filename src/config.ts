@@ -16,13 +16,19 @@ const Flag = (description: string, def: '0' | '1' = '0') =>
 export const envProperties = {
   PORT: Int(3000, 0, 65535, 'HTTP port'),
   HOST: Type.String({ default: '127.0.0.1', minLength: 1, description: 'interface to listen on' }),
-  LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    { default: 'info' }
+  ),
   LOG_CONTENT: Flag('log message text (off: text never reaches a log line)'),
 
   GEMINI_API_KEY: Type.Optional(Type.String({ minLength: 1, description: 'unset: the built-in simulator is started' })),
   GEMINI_BASE_URL: Type.Optional(Type.String({ pattern: '^https?://', description: 'upstream base URL' })),
   DEFAULT_MODEL: Type.String({ default: 'gemini-2.5-flash', pattern: '^[A-Za-z0-9._-]+$' }),
-  ALLOWED_MODELS: Type.String({ default: 'gemini-2.5-flash,gemini-2.5-flash-lite,gemini-2.5-pro', pattern: '^[A-Za-z0-9._-]+(,[A-Za-z0-9._-]+)*$' }),
+  ALLOWED_MODELS: Type.String({
+    default: 'gemini-2.5-flash,gemini-2.5-flash-lite,gemini-2.5-pro',
+    pattern: '^[A-Za-z0-9._-]+(,[A-Za-z0-9._-]+)*$'
+  }),
 
   SSE_HEARTBEAT_MS: Int(15_000, 100, 600_000, 'interval of ": ping" comments on a quiet stream'),
   STREAM_TTFT_TIMEOUT_MS: Int(30_000, 100, 600_000, 'deadline for the first token (upstream_timeout)'),
@@ -30,9 +36,15 @@ export const envProperties = {
   STREAM_MAX_MS: Int(300_000, 1_000, 3_600_000, 'longest stream (stream_timeout)'),
   STREAM_BUFFER_BYTES: Int(1 << 20, 4_096, 64 << 20, 'bytes buffered for one slow reader before client_too_slow'),
   UPSTREAM_RETRIES: Int(2, 0, 10, 'retries before the first chunk'),
-  UPSTREAM_READER: Type.Union([Type.Literal('gateway'), Type.Literal('sdk')], { default: 'gateway', description: "who parses Gemini's event stream (sdk: the SDK's own reader, about 3x the CPU per chunk)" }),
+  UPSTREAM_READER: Type.Union([Type.Literal('gateway'), Type.Literal('sdk')], {
+    default: 'gateway',
+    description: "who parses Gemini's event stream (sdk: the SDK's own reader, about 3x the CPU per chunk)"
+  }),
 
-  POOL_MODE: Type.Union([Type.Literal('pool'), Type.Literal('inline')], { default: 'pool', description: 'inline: benchmark baseline only' }),
+  POOL_MODE: Type.Union([Type.Literal('pool'), Type.Literal('inline')], {
+    default: 'pool',
+    description: 'inline: benchmark baseline only'
+  }),
   POOL_MIN_THREADS: Int(cores, 1, 256, 'workers kept alive'),
   POOL_MAX_THREADS: Int(cores, 1, 256, 'most workers'),
   POOL_TASKS_PER_WORKER: Int(256, 1, 4_096, 'streams one worker serves at once (1 = strict isolation)'),
@@ -42,8 +54,13 @@ export const envProperties = {
   WORKER_STALL_MS: Int(5_000, 200, 600_000, 'a worker silent this long is terminated (worker_stalled)'),
   CHAOS: Flag('honour [[chaos:…]] directives (tests only)'),
 
-  SESSION_STORE: Type.Union([Type.Literal('memory'), Type.Literal('redis')], { default: 'memory', description: 'redis: sessions shared by every replica (needs REDIS_URL)' }),
-  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'shared state: sessions (SESSION_STORE=redis), quota, stream resume' })),
+  SESSION_STORE: Type.Union([Type.Literal('memory'), Type.Literal('redis')], {
+    default: 'memory',
+    description: 'redis: sessions shared by every replica (needs REDIS_URL)'
+  }),
+  REDIS_URL: Type.Optional(
+    Type.String({ pattern: '^rediss?://', description: 'shared state: sessions (SESSION_STORE=redis), quota, stream resume' })
+  ),
   SESSION_TTL_MS: Int(1_800_000, 1_000, 30 * 86_400_000, 'idle session lifetime'),
   SESSION_MAX: Int(100_000, 1, 10_000_000, 'sessions kept in memory (oldest evicted)'),
   SESSION_MAX_TURNS: Int(100, 2, 10_000, 'turns kept per session (oldest dropped)'),
@@ -57,15 +74,28 @@ export const envProperties = {
   RESUME_GRACE_MS: Int(0, 0, 600_000, 'how long a stream keeps generating after its client left, so it can resume'),
   RESUME_TTL_MS: Int(120_000, 1_000, 86_400_000, 'how long the events of a stream can be replayed after it ended'),
 
-  API_KEYS: Type.Optional(Type.String({ pattern: '^[^,\\s]+(,[^,\\s]+)*$', description: 'comma-separated client keys; set: every API route needs Authorization: Bearer <key>' })),
+  API_KEYS: Type.Optional(
+    Type.String({
+      pattern: '^[^,\\s]+(,[^,\\s]+)*$',
+      description: 'comma-separated client keys; set: every API route needs Authorization: Bearer <key>'
+    })
+  ),
   API_KEYS_FILE: Type.Optional(Type.String({ minLength: 1, description: 'a file with one client key per line (added to API_KEYS)' })),
   AUTH_OPEN_HEALTH: Flag('/healthz and /readyz answer without a key', '1'),
   AUTH_OPEN_METRICS: Flag('/metrics answers without a key', '1'),
   RATE_LIMIT_MAX: OptionalInt(1, 10_000_000, 'requests per client key (or IP) per RATE_LIMIT_WINDOW_MS (unset: no limit)'),
   RATE_LIMIT_WINDOW_MS: Int(60_000, 1_000, 86_400_000, 'window of RATE_LIMIT_MAX'),
   MAX_STREAMS_PER_KEY: OptionalInt(1, 1_000_000, 'concurrent streams per client key (or IP) in one replica (unset: no limit)'),
-  CORS_ORIGINS: Type.Optional(Type.String({ pattern: '^(\\*|https?://[^,\\s]+(,https?://[^,\\s]+)*)$', description: 'comma-separated browser origins allowed to call the API (unset: none)' })),
-  TRUST_PROXY: Type.String({ default: '', description: 'proxies whose X-Forwarded-For is trusted: true, a hop count, or comma-separated addresses/CIDRs' }),
+  CORS_ORIGINS: Type.Optional(
+    Type.String({
+      pattern: '^(\\*|https?://[^,\\s]+(,https?://[^,\\s]+)*)$',
+      description: 'comma-separated browser origins allowed to call the API (unset: none)'
+    })
+  ),
+  TRUST_PROXY: Type.String({
+    default: '',
+    description: 'proxies whose X-Forwarded-For is trusted: true, a hop count, or comma-separated addresses/CIDRs'
+  }),
 
   SHUTDOWN_GRACE_MS: Int(30_000, 0, 3_600_000, 'how long streams may finish after SIGTERM'),
   ...simulatorEnvSchema.properties
@@ -95,9 +125,14 @@ export type Config = Readonly<ReturnType<typeof derive>>
 
 function readKeys(path: string): string[] {
   try {
-    return readFileSync(path, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'))
+    return readFileSync(path, 'utf8')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith('#'))
   } catch (err) {
-    throw new ConfigError(`invalid configuration: API_KEYS_FILE=${JSON.stringify(path)} cannot be read (${(err as NodeJS.ErrnoException).code}); expected a readable file, one key per line`)
+    throw new ConfigError(
+      `invalid configuration: API_KEYS_FILE=${JSON.stringify(path)} cannot be read (${(err as NodeJS.ErrnoException).code}); expected a readable file, one key per line`
+    )
   }
 }
 
@@ -112,15 +147,26 @@ export class ConfigError extends Error {
   override name = 'ConfigError'
 }
 
-interface AjvError { instancePath: string; message?: string; params: Record<string, unknown>; keyword: string }
+interface AjvError {
+  instancePath: string
+  message?: string
+  params: Record<string, unknown>
+  keyword: string
+}
 
 function describe(err: AjvError, source: Record<string, string | undefined>): string {
   const name = err.instancePath.replace(/^\//, '') || String(err.params.missingProperty ?? '')
   const schema = (envProperties as Record<string, TSchema>)[name]
   const allowed = schema?.anyOf
     ? `one of ${schema.anyOf.map((s: TSchema) => s.const).join(', ')}`
-    : [schema?.minimum !== undefined && `>= ${schema.minimum}`, schema?.maximum !== undefined && `<= ${schema.maximum}`,
-        schema?.type === 'integer' && 'an integer', schema?.pattern && `matching ${schema.pattern}`].filter(Boolean).join(', ')
+    : [
+        schema?.minimum !== undefined && `>= ${schema.minimum}`,
+        schema?.maximum !== undefined && `<= ${schema.maximum}`,
+        schema?.type === 'integer' && 'an integer',
+        schema?.pattern && `matching ${schema.pattern}`
+      ]
+        .filter(Boolean)
+        .join(', ')
   return `invalid configuration: ${name}=${JSON.stringify(source[name])} is not allowed (${err.message ?? err.keyword}); expected ${allowed || schema?.type}`
 }
 
@@ -141,13 +187,17 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   }
   const config = derive(env)
   if (config.POOL_MIN_THREADS > config.POOL_MAX_THREADS) {
-    throw new ConfigError(`invalid configuration: POOL_MIN_THREADS=${config.POOL_MIN_THREADS} is above POOL_MAX_THREADS=${config.POOL_MAX_THREADS}; expected <= POOL_MAX_THREADS`)
+    throw new ConfigError(
+      `invalid configuration: POOL_MIN_THREADS=${config.POOL_MIN_THREADS} is above POOL_MAX_THREADS=${config.POOL_MAX_THREADS}; expected <= POOL_MAX_THREADS`
+    )
   }
   if (config.SESSION_STORE === 'redis' && !config.REDIS_URL) {
     throw new ConfigError('invalid configuration: SESSION_STORE="redis" needs REDIS_URL; expected REDIS_URL=redis://host:6379')
   }
   if (!config.allowedModels.includes(config.DEFAULT_MODEL)) {
-    throw new ConfigError(`invalid configuration: DEFAULT_MODEL=${JSON.stringify(config.DEFAULT_MODEL)} is not in ALLOWED_MODELS; expected one of ${config.allowedModels.join(', ')}`)
+    throw new ConfigError(
+      `invalid configuration: DEFAULT_MODEL=${JSON.stringify(config.DEFAULT_MODEL)} is not in ALLOWED_MODELS; expected one of ${config.allowedModels.join(', ')}`
+    )
   }
   return Object.freeze(config)
 }

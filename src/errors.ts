@@ -24,8 +24,16 @@ export const errorCodes = {
   client_too_slow: { status: 500, retryable: true, message: 'The client read the stream too slowly.' },
   stream_timeout: { status: 504, retryable: true, message: 'The stream exceeded its time limit.' },
   stream_not_found: { status: 404, retryable: false, message: 'No such stream, or its events have expired.' },
-  stream_lost: { status: 502, retryable: true, message: 'The replica producing this stream stopped; the events it produced were replayed.' },
-  client_disconnected: { status: 499, retryable: true, message: 'The client left and the stream was cancelled; the events produced until then were replayed.' },
+  stream_lost: {
+    status: 502,
+    retryable: true,
+    message: 'The replica producing this stream stopped; the events it produced were replayed.'
+  },
+  client_disconnected: {
+    status: 499,
+    retryable: true,
+    message: 'The client left and the stream was cancelled; the events produced until then were replayed.'
+  },
   shutting_down: { status: 503, retryable: true, message: 'The gateway is shutting down; retry on another replica.' },
   internal_error: { status: 500, retryable: true, message: 'Internal error.' }
 } as const satisfies Record<string, { status: number; retryable: boolean; message: string }>

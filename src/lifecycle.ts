@@ -17,7 +17,9 @@ export class Lifecycle extends EventEmitter {
     if (this.draining) throw new GatewayError('shutting_down', undefined, 1)
   }
 
-  track(stream: OpenStream): void { this.streams.add(stream) }
+  track(stream: OpenStream): void {
+    this.streams.add(stream)
+  }
 
   untrack(stream: OpenStream): void {
     this.streams.delete(stream)

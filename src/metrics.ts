@@ -11,20 +11,73 @@ export function createMetrics(runner: TaskRunner) {
   const r = { registers: [registry] }
 
   const activeStreams = new Gauge({ name: 'gateway_active_streams', help: 'Streams open to clients', ...r })
-  new Gauge({ name: 'gateway_queued_tasks', help: 'Turns waiting for a worker slot', ...r, collect() { this.set(Math.max(0, runner.inflight - runner.capacity)) } })
-  new Gauge({ name: 'gateway_pool_threads', help: 'Live worker threads', ...r, collect() { this.set(runner.size) } })
   new Gauge({
-    name: 'gateway_pool_utilization', help: 'Turns running on workers / worker slots (0..1)', ...r,
-    collect() { this.set(Number.isFinite(runner.capacity) ? Math.min(1, runner.inflight / runner.capacity) : 0) }
+    name: 'gateway_queued_tasks',
+    help: 'Turns waiting for a worker slot',
+    ...r,
+    collect() {
+      this.set(Math.max(0, runner.inflight - runner.capacity))
+    }
   })
-  const workerRestarts = new Counter({ name: 'gateway_worker_restarts_total', help: 'Workers replaced, by cause', labelNames: ['cause'], ...r })
-  const streams = new Counter({ name: 'gateway_streams_total', help: 'Streams ended, by outcome (done, an error code, or client_closed)', labelNames: ['outcome'], ...r })
-  const ttft = new Histogram({ name: 'gateway_time_to_first_chunk_seconds', help: 'Admission to first chunk written', buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], ...r })
-  const duration = new Histogram({ name: 'gateway_stream_duration_seconds', help: 'Admission to the terminal event', buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300], ...r })
+  new Gauge({
+    name: 'gateway_pool_threads',
+    help: 'Live worker threads',
+    ...r,
+    collect() {
+      this.set(runner.size)
+    }
+  })
+  new Gauge({
+    name: 'gateway_pool_utilization',
+    help: 'Turns running on workers / worker slots (0..1)',
+    ...r,
+    collect() {
+      this.set(Number.isFinite(runner.capacity) ? Math.min(1, runner.inflight / runner.capacity) : 0)
+    }
+  })
+  const workerRestarts = new Counter({
+    name: 'gateway_worker_restarts_total',
+    help: 'Workers replaced, by cause',
+    labelNames: ['cause'],
+    ...r
+  })
+  const streams = new Counter({
+    name: 'gateway_streams_total',
+    help: 'Streams ended, by outcome (done, an error code, or client_closed)',
+    labelNames: ['outcome'],
+    ...r
+  })
+  const ttft = new Histogram({
+    name: 'gateway_time_to_first_chunk_seconds',
+    help: 'Admission to first chunk written',
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    ...r
+  })
+  const duration = new Histogram({
+    name: 'gateway_stream_duration_seconds',
+    help: 'Admission to the terminal event',
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+    ...r
+  })
   const tokens = new Counter({ name: 'gateway_tokens_total', help: 'Tokens reported by the upstream', labelNames: ['direction'], ...r })
-  const upstreamErrors = new Counter({ name: 'gateway_upstream_errors_total', help: 'Streams ended by an upstream failure, by code', labelNames: ['code'], ...r })
-  const retries = new Counter({ name: 'gateway_retries_total', help: 'Transparent retries before the first chunk, by the fault retried', labelNames: ['code'], ...r })
-  const admissionRefused = new Counter({ name: 'gateway_admission_refused_total', help: 'Requests refused before a stream started, by code', labelNames: ['code'], ...r })
+  const upstreamErrors = new Counter({
+    name: 'gateway_upstream_errors_total',
+    help: 'Streams ended by an upstream failure, by code',
+    labelNames: ['code'],
+    ...r
+  })
+  const retries = new Counter({
+    name: 'gateway_retries_total',
+    help: 'Transparent retries before the first chunk, by the fault retried',
+    labelNames: ['code'],
+    ...r
+  })
+  const admissionRefused = new Counter({
+    name: 'gateway_admission_refused_total',
+    help: 'Requests refused before a stream started, by code',
+    labelNames: ['code'],
+    ...r
+  })
 
   // A crashed worker fails all of its streams; count the worker once.
   const countedThreads = new Set<number>()

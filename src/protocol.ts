@@ -74,14 +74,35 @@ export interface WireError {
   retryAfterMs?: number
 }
 
-export interface StartMessage { type: 'start'; threadId: number }
-export interface HeartbeatMessage { type: 'hb' }
-export interface RetryMessage { type: 'retry'; code: string; attempt: number; retryAfterMs?: number }
-export interface DoneMessage { type: 'done'; finishReason: string; usage: Usage; text?: string }
-export interface ErrorMessage { type: 'error'; error: WireError; usage?: Usage }
+export interface StartMessage {
+  type: 'start'
+  threadId: number
+}
+export interface HeartbeatMessage {
+  type: 'hb'
+}
+export interface RetryMessage {
+  type: 'retry'
+  code: string
+  attempt: number
+  retryAfterMs?: number
+}
+export interface DoneMessage {
+  type: 'done'
+  finishReason: string
+  usage: Usage
+  text?: string
+}
+export interface ErrorMessage {
+  type: 'error'
+  error: WireError
+  usage?: Usage
+}
 
 /** A string is one or more complete SSE `chunk` events, framed by the worker. */
 export type WorkerMessage = string | StartMessage | HeartbeatMessage | RetryMessage | DoneMessage | ErrorMessage
 
-export interface CancelMessage { type: 'cancel' }
+export interface CancelMessage {
+  type: 'cancel'
+}
 export type FrontMessage = CancelMessage

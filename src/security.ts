@@ -36,7 +36,9 @@ export async function installSecurity(fastify: FastifyInstance, config: Config, 
 
   const keys = config.apiKeys.map(digest)
   const protectedPath = (url: string) =>
-    isApi(url) || (url === '/metrics' && !config.AUTH_OPEN_METRICS) || ((url === '/healthz' || url === '/readyz') && !config.AUTH_OPEN_HEALTH)
+    isApi(url) ||
+    (url === '/metrics' && !config.AUTH_OPEN_METRICS) ||
+    ((url === '/healthz' || url === '/readyz') && !config.AUTH_OPEN_HEALTH)
   fastify.decorateRequest('clientKey', '')
   fastify.addHook('onRequest', async (request: FastifyRequest) => {
     const presented = /^Bearer (\S+)$/i.exec(request.headers.authorization ?? '')?.[1]

@@ -5,7 +5,15 @@ import { LogController, type FastifyLoggerOptions, type FastifyServerOptions } f
 import type { Config } from './config.js'
 
 // Never let a secret reach a log line, whatever logs it.
-const REDACT = ['req.headers.authorization', 'req.headers["x-api-key"]', 'req.headers["x-goog-api-key"]', 'apiKey', '*.apiKey', 'GEMINI_API_KEY', '*.GEMINI_API_KEY']
+const REDACT = [
+  'req.headers.authorization',
+  'req.headers["x-api-key"]',
+  'req.headers["x-goog-api-key"]',
+  'apiKey',
+  '*.apiKey',
+  'GEMINI_API_KEY',
+  '*.GEMINI_API_KEY'
+]
 
 /** pino options: JSON lines, secrets redacted; readable lines only for a human at a terminal. */
 export function loggerOptions(config: Config, stream?: Writable): FastifyLoggerOptions & Record<string, unknown> {

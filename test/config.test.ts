@@ -5,8 +5,15 @@ import { ConfigError, loadConfig } from '../src/config.js'
 test('defaults: a typed, frozen config', () => {
   const config = loadConfig({})
   expect(config).toMatchObject({
-    PORT: 3000, HOST: '127.0.0.1', POOL_MODE: 'pool', POOL_TASKS_PER_WORKER: 256, CHAOS: false, LOG_CONTENT: false,
-    POOL_MIN_THREADS: availableParallelism(), POOL_MAX_THREADS: availableParallelism(), useSimulator: true,
+    PORT: 3000,
+    HOST: '127.0.0.1',
+    POOL_MODE: 'pool',
+    POOL_TASKS_PER_WORKER: 256,
+    CHAOS: false,
+    LOG_CONTENT: false,
+    POOL_MIN_THREADS: availableParallelism(),
+    POOL_MAX_THREADS: availableParallelism(),
+    useSimulator: true,
     allowedModels: ['gemini-2.5-flash', 'gemini-2.5-flash-lite', 'gemini-2.5-pro']
   })
   expect(Object.isFrozen(config)).toBe(true)

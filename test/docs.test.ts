@@ -10,7 +10,10 @@ const envExample = readFileSync(new URL('../.env.example', import.meta.url), 'ut
 /** The first column of the Markdown table under `heading`, backticks removed. */
 function tableKeys(heading: string): string[] {
   const section = readme.split(heading)[1]!.split('\n## ')[0]!.split('\n### ')[0]!
-  return section.split('\n').filter((l) => /^\| `[^`]+` \|/.test(l)).map((l) => /^\| `([^`]+)`/.exec(l)![1]!)
+  return section
+    .split('\n')
+    .filter((l) => /^\| `[^`]+` \|/.test(l))
+    .map((l) => /^\| `([^`]+)`/.exec(l)![1]!)
 }
 
 test('every error code is documented, and every documented code exists with the documented status', () => {
@@ -25,6 +28,9 @@ test('every error code is documented, and every documented code exists with the 
 test('every environment variable is in the README and in .env.example, and nothing else is', () => {
   const names = Object.keys(envProperties)
   expect(new Set(tableKeys('## Configuration'))).toEqual(new Set(names))
-  const listed = envExample.split('\n').filter((l) => /^[A-Z_]+=/.test(l)).map((l) => l.split('=')[0])
+  const listed = envExample
+    .split('\n')
+    .filter((l) => /^[A-Z_]+=/.test(l))
+    .map((l) => l.split('=')[0])
   expect(new Set(listed)).toEqual(new Set(names))
 })

@@ -7,9 +7,15 @@ import { GatewayError } from '../src/errors.js'
 const app = Fastify({ logger: false })
 const refused: string[] = []
 installErrorHandler(app, (code) => refused.push(code))
-app.get('/gateway-error', async () => { throw new GatewayError('overloaded', undefined, 3) })
-app.get('/bug', async () => { throw new Error('secret internals at /srv/app/src/file.ts:12') })
-app.get('/client-4xx', async () => { throw Object.assign(new Error('bad range'), { statusCode: 416 }) })
+app.get('/gateway-error', async () => {
+  throw new GatewayError('overloaded', undefined, 3)
+})
+app.get('/bug', async () => {
+  throw new Error('secret internals at /srv/app/src/file.ts:12')
+})
+app.get('/client-4xx', async () => {
+  throw Object.assign(new Error('bad range'), { statusCode: 416 })
+})
 
 test.each([
   ['/gateway-error', 503, 'overloaded', 'The gateway is at capacity; retry later.'],

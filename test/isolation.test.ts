@@ -13,7 +13,10 @@ const FAULTS: Array<[string, string]> = [
 ]
 
 let gw: TestGateway | undefined
-afterEach(async () => { await gw?.close(); gw = undefined })
+afterEach(async () => {
+  await gw?.close()
+  gw = undefined
+})
 
 const prompt = (i: number) => `conversation ${i} [[sim:tokens=25, delay=40]]`
 
@@ -22,11 +25,20 @@ describe.each([1, 8])('POOL_TASKS_PER_WORKER=%i', (perWorker) => {
   const threads = perWorker === 1 ? 4 : 2
   const normalCount = perWorker === 1 ? 3 : 6
 
-  test.each(FAULTS)('[[chaos:%s]] ends its own stream with %s and leaves other workers\' streams intact', async (kind, code) => {
-    gw = await startGateway({
-      CHAOS: '1', POOL_MIN_THREADS: String(threads), POOL_MAX_THREADS: String(threads), POOL_TASKS_PER_WORKER: String(perWorker),
-      WORKER_STALL_MS: String(STALL_MS), WORKER_MAX_HEAP_MB: '48', UPSTREAM_RETRIES: '0'
-    }, {}, { logs: true })
+  test.each(FAULTS)("[[chaos:%s]] ends its own stream with %s and leaves other workers' streams intact", async (kind, code) => {
+    gw = await startGateway(
+      {
+        CHAOS: '1',
+        POOL_MIN_THREADS: String(threads),
+        POOL_MAX_THREADS: String(threads),
+        POOL_TASKS_PER_WORKER: String(perWorker),
+        WORKER_STALL_MS: String(STALL_MS),
+        WORKER_MAX_HEAP_MB: '48',
+        UPSTREAM_RETRIES: '0'
+      },
+      {},
+      { logs: true }
+    )
     const g = gw
     const prompts = Array.from({ length: normalCount }, (_, i) => prompt(i))
     // What each conversation says when nothing goes wrong.
@@ -35,8 +47,20 @@ describe.each([1, 8])('POOL_TASKS_PER_WORKER=%i', (perWorker) => {
     const firstChunks: Array<Promise<void>> = []
     const normal = prompts.map((message) => {
       let started!: () => void
-      firstChunks.push(new Promise<void>((resolve) => { started = resolve }))
-      return postChat(g.url, { message, history: [] }, { onEvent: (e) => { if (e.event === 'chunk') started() } })
+      firstChunks.push(
+        new Promise<void>((resolve) => {
+          started = resolve
+        })
+      )
+      return postChat(
+        g.url,
+        { message, history: [] },
+        {
+          onEvent: (e) => {
+            if (e.event === 'chunk') started()
+          }
+        }
+      )
     })
     await Promise.all(firstChunks)
     const [culprit, ...others] = await Promise.all([postChat(g.url, { message: `[[chaos:${kind}]] please`, history: [] }), ...normal])
@@ -48,7 +72,8 @@ describe.each([1, 8])('POOL_TASKS_PER_WORKER=%i', (perWorker) => {
 
     const faulted = new Set(g.logs.filter((l) => l.msg === 'worker fault').map((l) => l.threadId))
     expect(faulted.size).toBeGreaterThanOrEqual(1)
-    const threadsOf = (r: ChatResult) => g.logs.find((l) => l.msg === 'chat turn' && l.requestId === r.events[0]!.json.requestId).threads as number[]
+    const threadsOf = (r: ChatResult) =>
+      g.logs.find((l) => l.msg === 'chat turn' && l.requestId === r.events[0]!.json.requestId).threads as number[]
     let untouched = 0
     others.forEach((r, i) => {
       expect(terminal(r)).toHaveLength(1)

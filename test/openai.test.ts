@@ -10,11 +10,26 @@ beforeAll(async () => {
   gw = await startGateway({ UPSTREAM_RETRIES: '0', API_KEYS: 'sk-test-key-1', STREAM_TTFT_TIMEOUT_MS: '2000' })
   client = new OpenAI({ apiKey: 'sk-test-key-1', baseURL: `${gw.url}/v1`, maxRetries: 0 })
 })
-afterAll(async () => { await gw?.close() })
+afterAll(async () => {
+  await gw?.close()
+})
 
 /** What /api/chat answers for the same conversation: the reference text. */
 async function reference(message: string, system?: string): Promise<string> {
-  return replyText(await postChat(gw.url, { message, history: [{ role: 'user', text: 'earlier' }, { role: 'model', text: 'noted' }], ...(system ? { system } : {}) }, { headers: { authorization: 'Bearer sk-test-key-1' } }))
+  return replyText(
+    await postChat(
+      gw.url,
+      {
+        message,
+        history: [
+          { role: 'user', text: 'earlier' },
+          { role: 'model', text: 'noted' }
+        ],
+        ...(system ? { system } : {})
+      },
+      { headers: { authorization: 'Bearer sk-test-key-1' } }
+    )
+  )
 }
 const messages = (content: string) => [
   { role: 'system' as const, content: 'be brief' },
@@ -37,7 +52,12 @@ test('non-streaming: one chat.completion with the whole reply and usage', async 
 })
 
 test('streaming: chat.completion.chunk deltas add up to the same text, then usage', async () => {
-  const stream = await client.chat.completions.create({ model: 'gemini-2.5-flash', messages: messages('stream it [[sim:tokens=12]]'), stream: true, stream_options: { include_usage: true } })
+  const stream = await client.chat.completions.create({
+    model: 'gemini-2.5-flash',
+    messages: messages('stream it [[sim:tokens=12]]'),
+    stream: true,
+    stream_options: { include_usage: true }
+  })
   let text = ''
   let finish: string | null = null
   let usage: unknown
@@ -54,7 +74,10 @@ test('streaming: chat.completion.chunk deltas add up to the same text, then usag
 test('abort: the upstream call is cancelled', async () => {
   const controller = new AbortController()
   const before = gw.sim.stats().aborted
-  const stream = await client.chat.completions.create({ model: 'gemini-2.5-flash', messages: messages('long [[sim:tokens=300, delay=20]]'), stream: true }, { signal: controller.signal })
+  const stream = await client.chat.completions.create(
+    { model: 'gemini-2.5-flash', messages: messages('long [[sim:tokens=300, delay=20]]'), stream: true },
+    { signal: controller.signal }
+  )
   let received = 0
   try {
     for await (const _ of stream) if (++received === 3) controller.abort()
@@ -69,7 +92,7 @@ test.each([
   ['an upstream 429 is a 429', 'gemini-2.5-flash', 'q [[sim:status=429, retry-delay=100]]', 429, 'upstream_rate_limited'],
   ['an upstream 503 is a 503', 'gemini-2.5-flash', 'q [[sim:status=503]]', 503, 'upstream_unavailable'],
   ['an unknown model is a 400', 'gpt-4o', 'hi', 400, 'bad_request']
-])('errors use OpenAI\'s shape: %s', async (_name, model, content, status, code) => {
+])("errors use OpenAI's shape: %s", async (_name, model, content, status, code) => {
   const err = await client.chat.completions.create({ model, messages: [{ role: 'user', content }] }).catch((e: unknown) => e)
   expect(err).toBeInstanceOf(OpenAI.APIError)
   expect((err as InstanceType<typeof OpenAI.APIError>).status).toBe(status)
@@ -79,10 +102,12 @@ test.each([
 
 test('a wrong key is a 401 authentication_error; an invalid body a 400', async () => {
   const wrong = new OpenAI({ apiKey: 'nope', baseURL: `${gw.url}/v1`, maxRetries: 0 })
-  const err = await wrong.models.list().catch((e: unknown) => e) as InstanceType<typeof OpenAI.APIError>
+  const err = (await wrong.models.list().catch((e: unknown) => e)) as InstanceType<typeof OpenAI.APIError>
   expect(err.status).toBe(401)
   expect(err.error).toMatchObject({ type: 'authentication_error', code: 'unauthorized' })
-  const bad = await client.chat.completions.create({ model: 'gemini-2.5-flash', messages: [] }).catch((e: unknown) => e) as InstanceType<typeof OpenAI.APIError>
+  const bad = (await client.chat.completions.create({ model: 'gemini-2.5-flash', messages: [] }).catch((e: unknown) => e)) as InstanceType<
+    typeof OpenAI.APIError
+  >
   expect(bad.status).toBe(400)
   expect(bad.error).toMatchObject({ type: 'invalid_request_error', code: 'bad_request' })
 })

@@ -7,11 +7,16 @@ import { SERVER_JS, startChild, type ChildGateway } from './helpers/child.js'
 import { until } from './helpers/gateway.js'
 
 let gw: ChildGateway | undefined
-afterEach(() => { gw?.child.kill('SIGKILL'); gw = undefined })
+afterEach(() => {
+  gw?.child.kill('SIGKILL')
+  gw = undefined
+})
 
 test('with no GEMINI_API_KEY the first log line says the built-in simulator serves chat', async () => {
   gw = await startChild({})
-  expect(JSON.parse(gw.lines[0]!).msg).toMatch(/no GEMINI_API_KEY: serving chat from the built-in Gemini simulator at http:\/\/127\.0\.0\.1:\d+/)
+  expect(JSON.parse(gw.lines[0]!).msg).toMatch(
+    /no GEMINI_API_KEY: serving chat from the built-in Gemini simulator at http:\/\/127\.0\.0\.1:\d+/
+  )
 })
 
 describe.each(['SIGTERM', 'SIGINT'] as const)('%s drains', (signal) => {
@@ -23,7 +28,15 @@ describe.each(['SIGTERM', 'SIGINT'] as const)('%s drains', (signal) => {
     const all = Array.from({ length: 6 }, (_, i) => {
       const long = i % 2 === 0
       const message = long ? `long ${i} [[sim:tokens=200, delay=50]]` : `short ${i} [[sim:tokens=10, delay=40]]`
-      return postChat(g.url, { message }, { onEvent: (e) => { if (e.event === 'chunk' && e.id === '1') started++ } })
+      return postChat(
+        g.url,
+        { message },
+        {
+          onEvent: (e) => {
+            if (e.event === 'chunk' && e.id === '1') started++
+          }
+        }
+      )
     })
     await until(() => started === 6, 'every stream to start')
     g.child.kill(signal)
@@ -47,12 +60,19 @@ describe.each(['SIGTERM', 'SIGINT'] as const)('%s drains', (signal) => {
 })
 
 test('a bad configuration value stops start-up with one line naming it', async () => {
-  const child = spawn(process.execPath, [SERVER_JS], { env: { PATH: process.env.PATH ?? '', POOL_MAX_THREADS: 'lots' }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [SERVER_JS], {
+    env: { PATH: process.env.PATH ?? '', POOL_MAX_THREADS: 'lots' },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
   let stderr = ''
-  child.stderr.on('data', (d) => { stderr += d })
+  child.stderr.on('data', (d) => {
+    stderr += d
+  })
   const [code] = await once(child, 'exit')
   expect(code).toBe(1)
-  expect(stderr.trim().split('\n')).toEqual(['invalid configuration: POOL_MAX_THREADS="lots" is not allowed (must be integer); expected >= 1, <= 256, an integer'])
+  expect(stderr.trim().split('\n')).toEqual([
+    'invalid configuration: POOL_MAX_THREADS="lots" is not allowed (must be integer); expected >= 1, <= 256, an integer'
+  ])
 })
 
 test('the Gemini key never reaches a log line or a response', async () => {

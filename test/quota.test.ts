@@ -50,22 +50,33 @@ test('UPSTREAM_TPM budgets input tokens', async () => {
   expect((await postChat(g.url, { message: 'short [[sim:tokens=1]]', history: [] })).status).toBe(200)
 })
 
-test.skipIf(lacks('the shared pause test', 'redis-server'))('a Gemini 429 on one replica holds every replica back for its RetryInfo delay: a turn waits, then goes', async () => {
-  const r = await redis()
-  const env = { REDIS_URL: r.url, QUOTA_MAX_WAIT_MS: '20000', STREAM_TTFT_TIMEOUT_MS: '500' }
-  const [a, b] = [await gateway(env), await gateway(env)]
-  const limited = await postChat(a.url, { message: 'quota [[sim:status=429, retry-delay=3000]]' })
-  expect(limited.events.at(-1)!.json).toMatchObject({ code: 'upstream_rate_limited', retryAfterMs: 3000 })
-  const admin = new Redis(r.url)
-  const pausedUntil = Number(await admin.get('gw:quota:paused-until'))
-  admin.disconnect()
-  expect(pausedUntil).toBeGreaterThan(0)
-  let firstChunkAt = 0
-  const waited = await postChat(b.url, { message: 'patient [[sim:tokens=2]]' }, { onEvent: (e) => { if (e.event === 'chunk') firstChunkAt ||= Date.now() } })
-  expect(terminal(waited)[0]!.event).toBe('done')
-  // Causal, so no load can break it: the other replica's upstream call started after the shared pause ended.
-  expect(firstChunkAt).toBeGreaterThanOrEqual(pausedUntil)
-})
+test.skipIf(lacks('the shared pause test', 'redis-server'))(
+  'a Gemini 429 on one replica holds every replica back for its RetryInfo delay: a turn waits, then goes',
+  async () => {
+    const r = await redis()
+    const env = { REDIS_URL: r.url, QUOTA_MAX_WAIT_MS: '20000', STREAM_TTFT_TIMEOUT_MS: '500' }
+    const [a, b] = [await gateway(env), await gateway(env)]
+    const limited = await postChat(a.url, { message: 'quota [[sim:status=429, retry-delay=3000]]' })
+    expect(limited.events.at(-1)!.json).toMatchObject({ code: 'upstream_rate_limited', retryAfterMs: 3000 })
+    const admin = new Redis(r.url)
+    const pausedUntil = Number(await admin.get('gw:quota:paused-until'))
+    admin.disconnect()
+    expect(pausedUntil).toBeGreaterThan(0)
+    let firstChunkAt = 0
+    const waited = await postChat(
+      b.url,
+      { message: 'patient [[sim:tokens=2]]' },
+      {
+        onEvent: (e) => {
+          if (e.event === 'chunk') firstChunkAt ||= Date.now()
+        }
+      }
+    )
+    expect(terminal(waited)[0]!.event).toBe('done')
+    // Causal, so no load can break it: the other replica's upstream call started after the shared pause ended.
+    expect(firstChunkAt).toBeGreaterThanOrEqual(pausedUntil)
+  }
+)
 
 test('a turn that cannot be served within QUOTA_MAX_WAIT_MS is refused at once, not when the wait runs out', async () => {
   // The wait allowed is long, and the pause longer still: a gateway that waited would take 25 s.

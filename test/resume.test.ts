@@ -11,10 +11,16 @@ const chunkIds = (r: ChatResult) => r.events.filter((e) => e.event === 'chunk').
 /** Starts a turn and drops the connection right after chunk `dropAfter`; returns what the client had. */
 async function dropped(base: string, dropAfter: number): Promise<{ requestId: string; seen: ChatResult }> {
   const controller = new AbortController()
-  const seen = await postChat(base, { message: PROMPT, history: [] }, {
-    signal: controller.signal,
-    onEvent: (e) => { if (e.event === 'chunk' && Number(e.id) === dropAfter) controller.abort() }
-  })
+  const seen = await postChat(
+    base,
+    { message: PROMPT, history: [] },
+    {
+      signal: controller.signal,
+      onEvent: (e) => {
+        if (e.event === 'chunk' && Number(e.id) === dropAfter) controller.abort()
+      }
+    }
+  )
   return { requestId: seen.events[0]!.json.requestId, seen }
 }
 
@@ -25,7 +31,9 @@ describe('in one replica (memory)', () => {
     gw = await startGateway({ RESUME_GRACE_MS: '3000', RESUME_TTL_MS: '1000' })
     reference = replyText(await postChat(gw.url, { message: PROMPT, history: [] }))
   })
-  afterAll(async () => { await gw?.close() })
+  afterAll(async () => {
+    await gw?.close()
+  })
 
   test('with a grace period, a dropped client resumes and gets the same text byte for byte', async () => {
     const { requestId, seen } = await dropped(gw.url, 5)
@@ -65,8 +73,12 @@ describe('in one replica (memory)', () => {
 
 describe('RESUME_GRACE_MS=0 (the default)', () => {
   let gw: TestGateway
-  beforeAll(async () => { gw = await startGateway({}) })
-  afterAll(async () => { await gw?.close() })
+  beforeAll(async () => {
+    gw = await startGateway({})
+  })
+  afterAll(async () => {
+    await gw?.close()
+  })
 
   test('a dropped client cancels the upstream at once; a resume replays what was produced, then client_disconnected', async () => {
     const before = gw.sim.stats().aborted

@@ -7,7 +7,10 @@ import { postChat, terminal } from './helpers/sse.js'
 import { startGateway, type TestGateway } from './helpers/gateway.js'
 
 let gw: TestGateway | undefined
-afterEach(async () => { await gw?.close(); gw = undefined })
+afterEach(async () => {
+  await gw?.close()
+  gw = undefined
+})
 
 const bearer = (key: string) => ({ authorization: `Bearer ${key}` })
 
@@ -50,8 +53,18 @@ test('MAX_STREAMS_PER_KEY caps concurrent streams per client, and frees the slot
   gw = await startGateway({ MAX_STREAMS_PER_KEY: '1' })
   const g = gw
   let started!: () => void
-  const first = new Promise<void>((resolve) => { started = resolve })
-  const long = postChat(g.url, { message: 'long [[sim:tokens=5, delay=80]]' }, { onEvent: (e) => { if (e.event === 'chunk') started() } })
+  const first = new Promise<void>((resolve) => {
+    started = resolve
+  })
+  const long = postChat(
+    g.url,
+    { message: 'long [[sim:tokens=5, delay=80]]' },
+    {
+      onEvent: (e) => {
+        if (e.event === 'chunk') started()
+      }
+    }
+  )
   await first
   const second = await postChat(g.url, { message: 'second' })
   expect(second.status).toBe(429)
@@ -62,7 +75,14 @@ test('MAX_STREAMS_PER_KEY caps concurrent streams per client, and frees the slot
 
 test('CORS allowlist and security headers', async () => {
   gw = await startGateway({ CORS_ORIGINS: 'https://chat.example.org' })
-  const allowed = await fetch(`${gw.url}/api/chat`, { method: 'OPTIONS', headers: { origin: 'https://chat.example.org', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' } })
+  const allowed = await fetch(`${gw.url}/api/chat`, {
+    method: 'OPTIONS',
+    headers: {
+      origin: 'https://chat.example.org',
+      'access-control-request-method': 'POST',
+      'access-control-request-headers': 'content-type'
+    }
+  })
   expect(allowed.headers.get('access-control-allow-origin')).toBe('https://chat.example.org')
   const other = await fetch(`${gw.url}/healthz`, { headers: { origin: 'https://evil.example.com' } })
   expect(other.headers.get('access-control-allow-origin')).toBeNull()

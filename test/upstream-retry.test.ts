@@ -5,8 +5,12 @@ import { startGateway, type TestGateway } from './helpers/gateway.js'
 import { freePort } from './helpers/ports.js'
 
 let gw: TestGateway
-beforeAll(async () => { gw = await startGateway({ UPSTREAM_RETRIES: '2', STREAM_TTFT_TIMEOUT_MS: '3000' }) })
-afterAll(async () => { await gw?.close() })
+beforeAll(async () => {
+  gw = await startGateway({ UPSTREAM_RETRIES: '2', STREAM_TTFT_TIMEOUT_MS: '3000' })
+})
+afterAll(async () => {
+  await gw?.close()
+})
 
 async function retries(code: string): Promise<number> {
   const text = await (await fetch(`${gw.url}/metrics`)).text()
@@ -31,7 +35,7 @@ test.each([
   expect(r.events.map((e) => e.event)).toEqual(['meta', ...Array(6).fill('chunk'), 'done'])
   const times = Number(/times=(\d+)/.exec(directive)![1])
   expect(gw.sim.stats().requests - before.requests).toBe(times + 1)
-  expect(await retries(code) - before.retries).toBe(times)
+  expect((await retries(code)) - before.retries).toBe(times)
   expect(replyText(r)).toBe(await healthy(message))
 })
 

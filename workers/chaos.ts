@@ -6,7 +6,9 @@ export function injectChaos(userText: string): void {
   switch (kind) {
     case 'throw':
       // Asynchronous, so it escapes the task's promise the way a library's background error does.
-      setTimeout(() => { throw new Error('chaos: uncaught exception in worker') }, 0)
+      setTimeout(() => {
+        throw new Error('chaos: uncaught exception in worker')
+      }, 0)
       return
     case 'exit':
       process.exit(3)

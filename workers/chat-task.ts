@@ -10,7 +10,17 @@
 //   port ──▶ cancel → abort the upstream call
 import { threadId } from 'node:worker_threads'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { ChatTask, DoneMessage, ErrorMessage, FrontMessage, OpenAiFraming, Usage, WireError, WorkerMessage, WorkerSettings } from '../src/protocol.js'
+import type {
+  ChatTask,
+  DoneMessage,
+  ErrorMessage,
+  FrontMessage,
+  OpenAiFraming,
+  Usage,
+  WireError,
+  WorkerMessage,
+  WorkerSettings
+} from '../src/protocol.js'
 import { classifyUpstreamError, createUpstream, SAFETY_FINISH, type UpstreamFailure } from './gemini.js'
 import { injectChaos } from './chaos.js'
 
@@ -27,7 +37,10 @@ class Stream {
   private readonly before: string
   private readonly after: string
 
-  constructor(readonly port: ChatTask['port'], openai: OpenAiFraming | undefined) {
+  constructor(
+    readonly port: ChatTask['port'],
+    openai: OpenAiFraming | undefined
+  ) {
     if (openai) {
       const head = JSON.stringify({ id: openai.id, object: 'chat.completion.chunk', created: openai.created, model: openai.model })
       this.before = `\ndata: ${head.slice(0, -1)},"choices":[{"index":0,"delta":{"role":"assistant","content":`
@@ -112,7 +125,14 @@ export function createChatTask(settings: WorkerSettings): (task: ChatTask) => Pr
               if (task.wantText) stream.text += piece.text
             }
             if (piece.blockReason || (piece.finishReason && SAFETY_FINISH.has(piece.finishReason))) {
-              return errorMessage({ code: 'safety_blocked', message: `The model declined to answer (${piece.blockReason ?? piece.finishReason}).`, retryable: false }, usage)
+              return errorMessage(
+                {
+                  code: 'safety_blocked',
+                  message: `The model declined to answer (${piece.blockReason ?? piece.finishReason}).`,
+                  retryable: false
+                },
+                usage
+              )
             }
             if (piece.finishReason) return done(piece.finishReason, usage, stream, task.wantText)
           }
@@ -123,8 +143,13 @@ export function createChatTask(settings: WorkerSettings): (task: ChatTask) => Pr
         }
         const wait = stream.chunks === 0 && attempt < settings.upstreamRetries ? retryDelay(failure, attempt) : undefined
         if (wait === undefined || Date.now() + wait >= firstTokenBy) return errorMessage(failure.error, usage)
-        stream.post({ type: 'retry', code: failure.error.code, attempt: attempt + 1, ...(failure.error.retryAfterMs ? { retryAfterMs: failure.error.retryAfterMs } : {}) })
-        if (!await sleep(wait, true, { signal }).catch(() => false)) return aborted(signal, usage)
+        stream.post({
+          type: 'retry',
+          code: failure.error.code,
+          attempt: attempt + 1,
+          ...(failure.error.retryAfterMs ? { retryAfterMs: failure.error.retryAfterMs } : {})
+        })
+        if (!(await sleep(wait, true, { signal }).catch(() => false))) return aborted(signal, usage)
       }
     } finally {
       clearTimeout(ttft)

@@ -28,7 +28,11 @@ export type UpstreamStream = (request: UpstreamRequest, signal: AbortSignal) => 
 /** One event larger than this is not a Gemini chunk; it ends the stream as upstream_error. */
 const MAX_EVENT_CHARS = 16 << 20
 
-export function createUpstream({ apiKey, baseUrl, upstreamReader }: Pick<WorkerSettings, 'apiKey' | 'baseUrl' | 'upstreamReader'>): UpstreamStream {
+export function createUpstream({
+  apiKey,
+  baseUrl,
+  upstreamReader
+}: Pick<WorkerSettings, 'apiKey' | 'baseUrl' | 'upstreamReader'>): UpstreamStream {
   // apiVersion is pinned: 2.x defaults to v1beta today, 3.x moved to v1, and the wire format is v1beta's.
   const ai = new GoogleGenAI({ apiKey, httpOptions: { apiVersion: 'v1beta', ...(baseUrl ? { baseUrl } : {}) } })
   const params = (request: UpstreamRequest, signal: AbortSignal): GenerateContentParameters => ({
@@ -39,14 +43,14 @@ export function createUpstream({ apiKey, baseUrl, upstreamReader }: Pick<WorkerS
   })
 
   if (upstreamReader === 'sdk') {
-    return async function * stream (request, signal) {
+    return async function* stream(request, signal) {
       for await (const response of await ai.models.generateContentStream(params(request, signal))) yield toPiece(response)
     }
   }
 
   // The chat task owns every deadline (first token, idle, total), so the transport sets none.
   const dispatcher = new Agent({ headersTimeout: 0, bodyTimeout: 0 })
-  return async function * stream (request, signal) {
+  return async function* stream(request, signal) {
     let events: Dispatcher.ResponseData['body'] | undefined
     const fetch: Fetch = async (url, init) => {
       const response = await httpRequest(String(url), {
@@ -65,19 +69,23 @@ export function createUpstream({ apiKey, baseUrl, upstreamReader }: Pick<WorkerS
     }
     const base = params(request, signal)
     const responses = await ai.models.generateContentStream({ ...base, config: { ...base.config, httpOptions: { fetch } } })
-    if (events) yield * readEvents(events)
+    if (events) yield* readEvents(events)
     else for await (const response of responses) yield toPiece(response)
   }
 }
 
 /** Gemini's event stream as the SDK would read it: error chunks throw ApiError, a cut-off last event throws. */
-async function * readEvents(body: Dispatcher.ResponseData['body']): AsyncGenerator<UpstreamPiece> {
+async function* readEvents(body: Dispatcher.ResponseData['body']): AsyncGenerator<UpstreamPiece> {
   const data: string[] = []
   let tooLarge = false
   const parser = createParser({
     // Like the SDK, an event that names itself (`event:`) is not a chunk.
-    onEvent: (event) => { if (event.event === undefined) data.push(event.data) },
-    onError: () => { tooLarge = true },
+    onEvent: (event) => {
+      if (event.event === undefined) data.push(event.data)
+    },
+    onError: () => {
+      tooLarge = true
+    },
     maxBufferSize: MAX_EVENT_CHARS
   })
   const decoder = new StringDecoder('utf8')
@@ -140,41 +148,75 @@ export interface UpstreamFailure {
   transient: boolean
 }
 
-const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT'])
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENOTFOUND',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT'
+])
 
 export function classifyUpstreamError(err: unknown): UpstreamFailure {
   if (err instanceof ApiError) return classifyStatus(err.status, err.message)
   // undici.request fails with the socket's code; the SDK's fetch (UPSTREAM_READER=sdk) wraps it in a TypeError.
   const code = (err as { code?: string })?.code ?? (err as { cause?: { code?: string } })?.cause?.code ?? ''
   if (CONNECTION_CODES.has(code) || (err instanceof TypeError && (err.message === 'terminated' || err.message === 'fetch failed'))) {
-    return { error: { code: 'upstream_unavailable', message: `Connection to the model provider failed (${code || (err as Error).message}).`, retryable: true }, transient: true }
+    return {
+      error: {
+        code: 'upstream_unavailable',
+        message: `Connection to the model provider failed (${code || (err as Error).message}).`,
+        retryable: true
+      },
+      transient: true
+    }
   }
-  return { error: { code: 'upstream_error', message: 'The model provider sent a response the gateway could not read.', retryable: false }, transient: false }
+  return {
+    error: { code: 'upstream_error', message: 'The model provider sent a response the gateway could not read.', retryable: false },
+    transient: false
+  }
 }
 
 function classifyStatus(status: number, body: string): UpstreamFailure {
   const parsed = parseErrorBody(body)
   const detail = parsed?.message ? `: ${parsed.message.slice(0, 300)}` : ''
   if (status === 429) {
-    const error: WireError = { code: 'upstream_rate_limited', message: `The model provider is rate limiting requests${detail}`, retryable: true }
+    const error: WireError = {
+      code: 'upstream_rate_limited',
+      message: `The model provider is rate limiting requests${detail}`,
+      retryable: true
+    }
     const retryAfterMs = parsed?.retryAfterMs
     if (retryAfterMs !== undefined) error.retryAfterMs = retryAfterMs
     return { error, transient: false }
   }
-  if (status === 503) return { error: { code: 'upstream_unavailable', message: `The model provider is unavailable${detail}`, retryable: true }, transient: true }
-  if (status === 504) return { error: { code: 'upstream_timeout', message: `The model provider timed out${detail}`, retryable: true }, transient: true }
+  if (status === 503)
+    return {
+      error: { code: 'upstream_unavailable', message: `The model provider is unavailable${detail}`, retryable: true },
+      transient: true
+    }
+  if (status === 504)
+    return { error: { code: 'upstream_timeout', message: `The model provider timed out${detail}`, retryable: true }, transient: true }
   return {
     error: { code: 'upstream_error', message: `The model provider answered ${status}${detail}`, retryable: status >= 500 },
     transient: status >= 500
   }
 }
 
-interface ErrorBody { error?: { message?: string; details?: Array<{ '@type'?: string; retryDelay?: string }> } }
+interface ErrorBody {
+  error?: { message?: string; details?: Array<{ '@type'?: string; retryDelay?: string }> }
+}
 
 /** ApiError.message holds the JSON error body; RetryInfo's retryDelay is a protobuf Duration ("26s", "1.5s"). */
 function parseErrorBody(body: string): { message?: string; retryAfterMs?: number } | undefined {
   let parsed: ErrorBody
-  try { parsed = JSON.parse(body) as ErrorBody } catch { return undefined }
+  try {
+    parsed = JSON.parse(body) as ErrorBody
+  } catch {
+    return undefined
+  }
   const delay = parsed.error?.details?.find((d) => d['@type']?.endsWith('google.rpc.RetryInfo'))?.retryDelay
   const seconds = delay ? Number.parseFloat(delay) : Number.NaN
   return {

@@ -31,7 +31,13 @@ export function parseArgs(argv = process.argv.slice(2)): Args {
   return {
     positional,
     num: (name, fallback) => (options.has(name) ? number(name, options.get(name)!) : fallback),
-    list: (name, fallback) => (options.has(name) ? options.get(name)!.split(',').map((v) => number(name, v)) : fallback),
+    list: (name, fallback) =>
+      options.has(name)
+        ? options
+            .get(name)!
+            .split(',')
+            .map((v) => number(name, v))
+        : fallback,
     words: (name, fallback) => (options.has(name) ? options.get(name)!.split(',').filter(Boolean) : fallback),
     has: (name) => options.has(name)
   }

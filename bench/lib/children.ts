@@ -37,7 +37,9 @@ export function spawnNode(name: string, script: string, env: Record<string, stri
     proc,
     lines: [],
     dropped: 0,
-    onLine: (listener) => { listeners.push(listener) },
+    onLine: (listener) => {
+      listeners.push(listener)
+    },
     exited: once(proc, 'exit').then(([code]) => code as number | null),
     stop: async (graceMs = 5_000) => {
       if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode
@@ -86,5 +88,7 @@ export function installCleanup(): void {
       void stopAll().finally(() => process.exit(130))
     })
   }
-  process.on('exit', () => { for (const child of live) child.proc.kill('SIGKILL') })
+  process.on('exit', () => {
+    for (const child of live) child.proc.kill('SIGKILL')
+  })
 }

@@ -65,5 +65,11 @@ export async function runLoad(client: SseClient, plan: LoadPlan): Promise<LoadRu
 
 /** A few streams before measuring: JIT, connection setup, the workers' first SDK calls. */
 export async function warmup(client: SseClient, body: string, streams = 64): Promise<void> {
-  await runLoad(client, { concurrency: Math.min(32, streams), durationMs: 30_000, maxStreams: streams, drainMs: 10_000, next: () => ({ body }) })
+  await runLoad(client, {
+    concurrency: Math.min(32, streams),
+    durationMs: 30_000,
+    maxStreams: streams,
+    drainMs: 10_000,
+    next: () => ({ body })
+  })
 }

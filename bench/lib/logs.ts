@@ -1,7 +1,14 @@
 // The gateway's JSON log lines (pino), summarised: how many of each message, and the worker
 // faults by cause.
 
-export interface LogLine { msg?: string; level?: number; cause?: string; threadId?: number; time?: number; err?: { message?: string } }
+export interface LogLine {
+  msg?: string
+  level?: number
+  cause?: string
+  threadId?: number
+  time?: number
+  err?: { message?: string }
+}
 
 export function parseLines(lines: readonly string[]): LogLine[] {
   const out: LogLine[] = []
@@ -20,7 +27,7 @@ export function parseLines(lines: readonly string[]): LogLine[] {
 export function messageCounts(lines: readonly LogLine[]): Record<string, number> {
   const out: Record<string, number> = {}
   for (const l of lines) {
-    const key = l.err?.message ? `${l.msg}: ${l.err.message}` : l.msg ?? '?'
+    const key = l.err?.message ? `${l.msg}: ${l.err.message}` : (l.msg ?? '?')
     out[key] = (out[key] ?? 0) + 1
   }
   return out

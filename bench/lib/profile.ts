@@ -3,8 +3,15 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import { markdownTable } from './table.js'
 
-interface ProfileNode { id: number; callFrame: { functionName: string; url: string } }
-interface Profile { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] }
+interface ProfileNode {
+  id: number
+  callFrame: { functionName: string; url: string }
+}
+interface Profile {
+  nodes: ProfileNode[]
+  samples: number[]
+  timeDeltas: number[]
+}
 
 function bucket(node: ProfileNode): string {
   const { url, functionName } = node.callFrame
@@ -25,33 +32,48 @@ function bucket(node: ProfileNode): string {
   return own ? `gateway ${own[1]}` : url
 }
 
-export interface ThreadProfile { file: string; thread: number; wallSec: number; busySec: number; top: Array<[string, number]> }
+export interface ThreadProfile {
+  file: string
+  thread: number
+  wallSec: number
+  busySec: number
+  top: Array<[string, number]>
+}
 
 export function summariseProfiles(dir: string, topN = 8): ThreadProfile[] {
-  return readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).sort().map((file) => {
-    const profile = JSON.parse(readFileSync(`${dir}/${file}`, 'utf8')) as Profile
-    const byId = new Map(profile.nodes.map((n) => [n.id, n]))
-    const self = new Map<string, number>()
-    let wall = 0
-    profile.samples.forEach((id, i) => {
-      const dt = profile.timeDeltas[i] ?? 0
-      wall += dt
-      const b = bucket(byId.get(id)!)
-      self.set(b, (self.get(b) ?? 0) + dt)
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.cpuprofile'))
+    .sort()
+    .map((file) => {
+      const profile = JSON.parse(readFileSync(`${dir}/${file}`, 'utf8')) as Profile
+      const byId = new Map(profile.nodes.map((n) => [n.id, n]))
+      const self = new Map<string, number>()
+      let wall = 0
+      profile.samples.forEach((id, i) => {
+        const dt = profile.timeDeltas[i] ?? 0
+        wall += dt
+        const b = bucket(byId.get(id)!)
+        self.set(b, (self.get(b) ?? 0) + dt)
+      })
+      const busy = wall - (self.get('idle') ?? 0)
+      self.delete('idle')
+      const top = [...self]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, topN)
+        .map(([b, t]): [string, number] => [b, (100 * t) / busy])
+      // CPU.<date>.<time>.<pid>.<threadId>.<seq>.cpuprofile; thread 0 is the front (main) thread.
+      const thread = Number(file.split('.')[4])
+      return { file, thread, wallSec: wall / 1e6, busySec: busy / 1e6, top }
     })
-    const busy = wall - (self.get('idle') ?? 0)
-    self.delete('idle')
-    const top = [...self].sort((a, b) => b[1] - a[1]).slice(0, topN).map(([b, t]): [string, number] => [b, (100 * t) / busy])
-    // CPU.<date>.<time>.<pid>.<threadId>.<seq>.cpuprofile; thread 0 is the front (main) thread.
-    const thread = Number(file.split('.')[4])
-    return { file, thread, wallSec: wall / 1e6, busySec: busy / 1e6, top }
-  })
 }
 
 export function profileTable(threads: ThreadProfile[]): string {
   return markdownTable(
     ['thread', 'busy s / profiled s', 'self time, % of busy'],
-    threads.map((t) => [t.thread === 0 ? 'front (0)' : `worker (${t.thread})`, `${t.busySec.toFixed(1)} / ${t.wallSec.toFixed(1)}`,
-      t.top.map(([b, pct]) => `${b} ${pct.toFixed(1)}%`).join(', ')])
+    threads.map((t) => [
+      t.thread === 0 ? 'front (0)' : `worker (${t.thread})`,
+      `${t.busySec.toFixed(1)} / ${t.wallSec.toFixed(1)}`,
+      t.top.map(([b, pct]) => `${b} ${pct.toFixed(1)}%`).join(', ')
+    ])
   )
 }

@@ -8,7 +8,10 @@ import { counts, fmt, type Cell } from './table.js'
 export class Report {
   private readonly parts: string[] = []
 
-  constructor(private readonly scenario: string, title: string) {
+  constructor(
+    private readonly scenario: string,
+    title: string
+  ) {
     this.add(`### ${title}\n\n${machineLine()}`)
   }
 
@@ -27,7 +30,14 @@ export class Report {
 export const pair = (a: number | undefined, b: number | undefined, digits = 0): string =>
   a === undefined && b === undefined ? '—' : `${fmt(a, digits)} / ${fmt(b, digits)}`
 
-export const RESOURCE_HEADERS = ['gateway CPU% mean / peak', 'gateway RSS peak MB', 'gateway CPU ms/stream', 'simulator CPU% / RSS MB', 'load-gen CPU% / RSS MB', 'front ELD p99 ms']
+export const RESOURCE_HEADERS = [
+  'gateway CPU% mean / peak',
+  'gateway RSS peak MB',
+  'gateway CPU ms/stream',
+  'simulator CPU% / RSS MB',
+  'load-gen CPU% / RSS MB',
+  'front ELD p99 ms'
+]
 
 /** CPU is % of one core (200% = both cores); `streams` divides the gateway's CPU time. */
 export function resourceCells(m: Measured<unknown>, streams: number): Cell[] {
@@ -44,7 +54,14 @@ export function resourceCells(m: Measured<unknown>, streams: number): Cell[] {
   ]
 }
 
-export const FAILURE_HEADERS = ['non-200', 'error events', 'lost (no terminal)', 'client timeouts', 'connection errors', 'cut at end of run']
+export const FAILURE_HEADERS = [
+  'non-200',
+  'error events',
+  'lost (no terminal)',
+  'client timeouts',
+  'connection errors',
+  'cut at end of run'
+]
 
 export function failureCells(o: Outcomes): Cell[] {
   return [counts(o.refused), counts(o.errors), o.lost, o.timeouts, counts(o.failed), o.cut]

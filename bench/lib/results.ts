@@ -10,7 +10,9 @@ export const RESULTS_DIR = fileURLToPath(new URL('../../../bench/results/', impo
 /** The soft limit on open files this process (and so every child) runs with. */
 export function openFilesLimit(): string {
   try {
-    const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'))
+    const line = readFileSync('/proc/self/limits', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('Max open files'))
     const [soft, hard] = line?.replace('Max open files', '').trim().split(/\s+/) ?? []
     return `${soft} (hard ${hard})`
   } catch {
@@ -22,7 +24,11 @@ function commit(): string | undefined {
   try {
     // Read-only: which source the numbers belong to (a dirty tree is marked). GIT_OPTIONAL_LOCKS=0
     // keeps `git status` from rewriting the index.
-    const options = { encoding: 'utf8' as const, stdio: ['ignore', 'pipe', 'ignore'] as ['ignore', 'pipe', 'ignore'], env: { ...process.env, GIT_OPTIONAL_LOCKS: '0' } }
+    const options = {
+      encoding: 'utf8' as const,
+      stdio: ['ignore', 'pipe', 'ignore'] as ['ignore', 'pipe', 'ignore'],
+      env: { ...process.env, GIT_OPTIONAL_LOCKS: '0' }
+    }
     const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], options).trim()
     const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], options).trim()
     return dirty ? `${head}+dirty` : head

@@ -35,15 +35,20 @@ export async function startSimulator(env: SimEnv): Promise<Service> {
  */
 export async function startGateway(simulatorUrl: string, env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<Service> {
   const port = await freePort()
-  const child = spawnNode('gateway', GATEWAY_JS, {
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    GEMINI_API_KEY: 'bench',
-    GEMINI_BASE_URL: simulatorUrl,
-    LOG_LEVEL: 'warn',
-    SHUTDOWN_GRACE_MS: '1000',
-    ...env
-  }, nodeArgs)
+  const child = spawnNode(
+    'gateway',
+    GATEWAY_JS,
+    {
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      GEMINI_API_KEY: 'bench',
+      GEMINI_BASE_URL: simulatorUrl,
+      LOG_LEVEL: 'warn',
+      SHUTDOWN_GRACE_MS: '1000',
+      ...env
+    },
+    nodeArgs
+  )
   const url = `http://127.0.0.1:${port}`
   const service = { name: 'gateway', url, child, stop: () => child.stop(10_000) }
   await waitReady(service, 120_000)
@@ -70,7 +75,10 @@ async function waitReady(service: Service, timeoutMs: number): Promise<void> {
 }
 
 /** Gateway knobs that admit `concurrency` streams at once on `threads` workers, so that nothing is refused. */
-export function admitAll(concurrency: number, threads: number): Record<'POOL_MIN_THREADS' | 'POOL_MAX_THREADS' | 'POOL_TASKS_PER_WORKER' | 'POOL_MAX_QUEUE', string> {
+export function admitAll(
+  concurrency: number,
+  threads: number
+): Record<'POOL_MIN_THREADS' | 'POOL_MAX_THREADS' | 'POOL_TASKS_PER_WORKER' | 'POOL_MAX_QUEUE', string> {
   return {
     POOL_MIN_THREADS: String(threads),
     POOL_MAX_THREADS: String(threads),

@@ -66,17 +66,26 @@ export class SseClient {
   private readonly url: string
   private readonly headers: Record<string, string>
 
-  constructor(readonly origin: string, readonly protocol: Protocol, connections: number, private readonly options: ClientOptions) {
+  constructor(
+    readonly origin: string,
+    readonly protocol: Protocol,
+    connections: number,
+    private readonly options: ClientOptions
+  ) {
     // One connection per concurrent stream (SSE responses are long; no pipelining).
     this.agent = new Agent({ connections, pipelining: 1, headersTimeout: options.timeoutMs, bodyTimeout: options.timeoutMs })
     this.url = origin + (protocol === 'gateway' ? '/api/chat' : GEMINI_PATH)
     this.headers = { 'content-type': 'application/json', ...(protocol === 'gemini' ? { 'x-goog-api-key': 'bench' } : {}) }
   }
 
-  get open(): number { return this.inFlight.size }
+  get open(): number {
+    return this.inFlight.size
+  }
 
   /** Ends every stream still open (they are recorded as `cut`). */
-  cutAll(): void { for (const cut of [...this.inFlight]) cut() }
+  cutAll(): void {
+    for (const cut of [...this.inFlight]) cut()
+  }
 
   async close(): Promise<void> {
     this.cutAll()
@@ -85,14 +94,29 @@ export class SseClient {
 
   async stream(spec: StreamSpec): Promise<StreamRecord> {
     const startAt = performance.now()
-    const rec: StreamRecord = { tag: spec.tag, startAt, status: 0, ttftMs: null, durationMs: 0, chunks: 0, windowChunks: 0, terminal: 'lost' }
+    const rec: StreamRecord = {
+      tag: spec.tag,
+      startAt,
+      status: 0,
+      ttftMs: null,
+      durationMs: 0,
+      chunks: 0,
+      windowChunks: 0,
+      terminal: 'lost'
+    }
     if (this.options.keepText) rec.text = ''
     let ended = false
     let finished = false // gemini: a finishReason arrived
     let why: 'timeout' | 'cut' | undefined
     const controller = new AbortController()
-    const cut = () => { why ??= 'cut'; controller.abort() }
-    const timer = setTimeout(() => { why ??= 'timeout'; controller.abort() }, this.options.timeoutMs)
+    const cut = () => {
+      why ??= 'cut'
+      controller.abort()
+    }
+    const timer = setTimeout(() => {
+      why ??= 'timeout'
+      controller.abort()
+    }, this.options.timeoutMs)
     this.inFlight.add(cut)
 
     const chunk = () => {
@@ -101,33 +125,40 @@ export class SseClient {
       rec.ttftMs ??= now - startAt
       if (now >= this.windowStart && now <= this.windowEnd) rec.windowChunks++
     }
-    const onEvent = this.protocol === 'gateway'
-      ? (event: string | undefined, data: string) => {
-          if (ended) return
-          if (event === 'chunk') {
+    const onEvent =
+      this.protocol === 'gateway'
+        ? (event: string | undefined, data: string) => {
+            if (ended) return
+            if (event === 'chunk') {
+              chunk()
+              if (rec.text !== undefined) rec.text += (JSON.parse(data) as { text: string }).text
+            } else if (event === 'done' || event === 'error') {
+              ended = true
+              rec.terminal = event
+              if (event === 'error') rec.code = (JSON.parse(data) as { code?: string }).code ?? 'unknown'
+            }
+          }
+        : (_event: string | undefined, data: string) => {
+            if (ended) return
+            if (data.startsWith('{"error"')) {
+              ended = true
+              rec.terminal = 'error'
+              rec.code = 'upstream_error'
+              return
+            }
             chunk()
-            if (rec.text !== undefined) rec.text += (JSON.parse(data) as { text: string }).text
-          } else if (event === 'done' || event === 'error') {
-            ended = true
-            rec.terminal = event
-            if (event === 'error') rec.code = (JSON.parse(data) as { code?: string }).code ?? 'unknown'
+            if (data.includes('"finishReason"')) finished = true
           }
-        }
-      : (_event: string | undefined, data: string) => {
-          if (ended) return
-          if (data.startsWith('{"error"')) {
-            ended = true
-            rec.terminal = 'error'
-            rec.code = 'upstream_error'
-            return
-          }
-          chunk()
-          if (data.includes('"finishReason"')) finished = true
-        }
     const parser = createParser({ onEvent: (message) => onEvent(message.event, message.data) })
 
     try {
-      const res = await request(this.url, { method: 'POST', dispatcher: this.agent, headers: this.headers, body: spec.body, signal: controller.signal })
+      const res = await request(this.url, {
+        method: 'POST',
+        dispatcher: this.agent,
+        headers: this.headers,
+        body: spec.body,
+        signal: controller.signal
+      })
       rec.status = res.statusCode
       if (res.statusCode !== 200) {
         const text = await res.body.text()

@@ -40,8 +40,10 @@ export function barChartSvg(chart: BarChart): string {
     `<text x="${m.left + plotW / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">${esc(chart.title)}</text>`
   ]
   for (let v = 0; v <= top + step / 2; v += step) {
-    out.push(`<line x1="${m.left}" x2="${m.left + plotW}" y1="${y(v)}" y2="${y(v)}" stroke="#ddd"/>`,
-      `<text x="${m.left - 6}" y="${y(v) + 4}" text-anchor="end">${Math.round(v)}</text>`)
+    out.push(
+      `<line x1="${m.left}" x2="${m.left + plotW}" y1="${y(v)}" y2="${y(v)}" stroke="#ddd"/>`,
+      `<text x="${m.left - 6}" y="${y(v) + 4}" text-anchor="end">${Math.round(v)}</text>`
+    )
   }
   chart.categories.forEach((cat, ci) => {
     const gx = m.left + ci * groupW + groupW * 0.1
@@ -49,19 +51,25 @@ export function barChartSvg(chart: BarChart): string {
       const v = s.values[ci] ?? NaN
       if (!Number.isFinite(v)) return
       const x = gx + si * barW
-      out.push(`<rect x="${x.toFixed(1)}" y="${y(v).toFixed(1)}" width="${(barW - 2).toFixed(1)}" height="${(m.top + plotH - y(v)).toFixed(1)}" fill="${COLORS[si % COLORS.length]}"><title>${esc(`${s.name}, ${cat}: ${v.toFixed(1)}`)}</title></rect>`,
-        `<text x="${(x + barW / 2 - 1).toFixed(1)}" y="${(y(v) - 3).toFixed(1)}" text-anchor="middle" font-size="9">${Math.round(v)}</text>`)
+      out.push(
+        `<rect x="${x.toFixed(1)}" y="${y(v).toFixed(1)}" width="${(barW - 2).toFixed(1)}" height="${(m.top + plotH - y(v)).toFixed(1)}" fill="${COLORS[si % COLORS.length]}"><title>${esc(`${s.name}, ${cat}: ${v.toFixed(1)}`)}</title></rect>`,
+        `<text x="${(x + barW / 2 - 1).toFixed(1)}" y="${(y(v) - 3).toFixed(1)}" text-anchor="middle" font-size="9">${Math.round(v)}</text>`
+      )
     })
     out.push(`<text x="${m.left + ci * groupW + groupW / 2}" y="${m.top + plotH + 18}" text-anchor="middle">${esc(cat)}</text>`)
   })
-  out.push(`<line x1="${m.left}" x2="${m.left + plotW}" y1="${m.top + plotH}" y2="${m.top + plotH}" stroke="#333"/>`,
+  out.push(
+    `<line x1="${m.left}" x2="${m.left + plotW}" y1="${m.top + plotH}" y2="${m.top + plotH}" stroke="#333"/>`,
     `<line x1="${m.left}" x2="${m.left}" y1="${m.top}" y2="${m.top + plotH}" stroke="#333"/>`,
     `<text x="${m.left + plotW / 2}" y="${height - 15}" text-anchor="middle">${esc(chart.xLabel)}</text>`,
-    `<text transform="translate(18 ${m.top + plotH / 2}) rotate(-90)" text-anchor="middle">${esc(chart.yLabel)}</text>`)
+    `<text transform="translate(18 ${m.top + plotH / 2}) rotate(-90)" text-anchor="middle">${esc(chart.yLabel)}</text>`
+  )
   chart.series.forEach((s, si) => {
     const ly = m.top + 10 + si * 22
-    out.push(`<rect x="${width - m.right + 20}" y="${ly - 10}" width="14" height="14" fill="${COLORS[si % COLORS.length]}"/>`,
-      `<text x="${width - m.right + 40}" y="${ly + 1}">${esc(s.name)}</text>`)
+    out.push(
+      `<rect x="${width - m.right + 20}" y="${ly - 10}" width="14" height="14" fill="${COLORS[si % COLORS.length]}"/>`,
+      `<text x="${width - m.right + 40}" y="${ly + 1}">${esc(s.name)}</text>`
+    )
   })
   out.push('</svg>')
   return out.join('\n')

@@ -17,10 +17,12 @@ export function counts(record: Record<string, number>): string {
 }
 
 export function markdownTable(headers: string[], rows: Cell[][]): string {
-  const text = rows.map((row) => headers.map((_, i) => {
-    const cell = row[i]
-    return typeof cell === 'number' ? fmt(cell) : cell ?? ''
-  }))
+  const text = rows.map((row) =>
+    headers.map((_, i) => {
+      const cell = row[i]
+      return typeof cell === 'number' ? fmt(cell) : (cell ?? '')
+    })
+  )
   const widths = headers.map((h, i) => Math.max(h.length, ...text.map((r) => r[i]!.length)))
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`
   return [line(headers), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...text.map(line)].join('\n')

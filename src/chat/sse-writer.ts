@@ -28,11 +28,19 @@ export class Heartbeats {
   private readonly writers = new Set<SseWriter>()
   private readonly timer: NodeJS.Timeout
   constructor(intervalMs: number) {
-    this.timer = setInterval(() => { for (const w of this.writers) w.heartbeat() }, intervalMs).unref()
+    this.timer = setInterval(() => {
+      for (const w of this.writers) w.heartbeat()
+    }, intervalMs).unref()
   }
-  add(w: SseWriter): void { this.writers.add(w) }
-  delete(w: SseWriter): void { this.writers.delete(w) }
-  close(): void { clearInterval(this.timer) }
+  add(w: SseWriter): void {
+    this.writers.add(w)
+  }
+  delete(w: SseWriter): void {
+    this.writers.delete(w)
+  }
+  close(): void {
+    clearInterval(this.timer)
+  }
 }
 
 /**

@@ -61,13 +61,26 @@ export function runTurn(deps: TurnDeps, reply: FastifyReply, spec: TurnSpec): vo
     lifecycle.untrack(open)
     const timing = writer.timing
     metrics.streamEnded(outcome, timing, usage)
-    spec.log.info({
-      requestId, sessionId, model: spec.request.model, outcome, retries, threads: handle.threads,
-      ttftMs: timing.ttftMs, durationMs: timing.totalMs, promptTokens: usage?.promptTokens, outputTokens: usage?.outputTokens,
-      ...(config.LOG_CONTENT ? { message: spec.userText } : {})
-    }, 'chat turn')
+    spec.log.info(
+      {
+        requestId,
+        sessionId,
+        model: spec.request.model,
+        outcome,
+        retries,
+        threads: handle.threads,
+        ttftMs: timing.ttftMs,
+        durationMs: timing.totalMs,
+        promptTokens: usage?.promptTokens,
+        outputTokens: usage?.outputTokens,
+        ...(config.LOG_CONTENT ? { message: spec.userText } : {})
+      },
+      'chat turn'
+    )
   }
-  const release = () => { if (sessionId) void sessions.release(sessionId) }
+  const release = () => {
+    if (sessionId) void sessions.release(sessionId)
+  }
   /** Ends the turn from this side: the upstream call is cancelled and the session keeps nothing. */
   const stop = (error: WireError, outcome: string = error.code) => {
     if (ended) return
@@ -76,31 +89,37 @@ export function runTurn(deps: TurnDeps, reply: FastifyReply, spec: TurnSpec): vo
     end(writer.finish(dialect.error(error)), outcome)
   }
 
-  writer.open(dialect.meta ? { requestId, sessionId, model: spec.request.model } : null, { ...reply.getHeaders(), 'x-request-id': requestId })
+  writer.open(dialect.meta ? { requestId, sessionId, model: spec.request.model } : null, {
+    ...reply.getHeaders(),
+    'x-request-id': requestId
+  })
   streamLog.open(requestId)
   metrics.streamStarted()
 
-  const handle: StreamHandle = dispatcher.start({ requestId, request: spec.request, wantText: sessionId !== null, ...(dialect.openai ? { openai: dialect.openai } : {}) }, {
-    chunks: (frames) => {
-      writer.chunks(frames)
-      streamLog.append(requestId, frames, lastIdOf(frames))
-    },
-    retry: (code, retryAfterMs) => {
-      retries++
-      metrics.retried(code)
-      // Gemini's RetryInfo speaks for the whole project: every replica waits, not just this turn.
-      if (retryAfterMs) void quota.pauseFor(retryAfterMs)
-    },
-    done: (message: DoneMessage) => {
-      if (sessionId) void sessions.commit(sessionId, spec.userText, message.text ?? '')
-      end(writer.finish(dialect.done(message, writer.timing)), 'done', message.usage)
-    },
-    error: (error) => {
-      if (error.code === 'upstream_rate_limited' && error.retryAfterMs) void quota.pauseFor(error.retryAfterMs)
-      release()
-      end(writer.finish(dialect.error(error)), error.code)
+  const handle: StreamHandle = dispatcher.start(
+    { requestId, request: spec.request, wantText: sessionId !== null, ...(dialect.openai ? { openai: dialect.openai } : {}) },
+    {
+      chunks: (frames) => {
+        writer.chunks(frames)
+        streamLog.append(requestId, frames, lastIdOf(frames))
+      },
+      retry: (code, retryAfterMs) => {
+        retries++
+        metrics.retried(code)
+        // Gemini's RetryInfo speaks for the whole project: every replica waits, not just this turn.
+        if (retryAfterMs) void quota.pauseFor(retryAfterMs)
+      },
+      done: (message: DoneMessage) => {
+        if (sessionId) void sessions.commit(sessionId, spec.userText, message.text ?? '')
+        end(writer.finish(dialect.done(message, writer.timing)), 'done', message.usage)
+      },
+      error: (error) => {
+        if (error.code === 'upstream_rate_limited' && error.retryAfterMs) void quota.pauseFor(error.retryAfterMs)
+        release()
+        end(writer.finish(dialect.error(error)), error.code)
+      }
     }
-  })
+  )
 
   const open: OpenStream = { shutdown: () => stop(wireError('shutting_down')) }
   lifecycle.track(open)

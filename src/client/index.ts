@@ -14,12 +14,33 @@
 //   event with code `stream_not_found`.
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
 
-export interface Usage { promptTokens: number; outputTokens: number; totalTokens: number }
-export interface Timing { ttftMs: number; totalMs: number }
+export interface Usage {
+  promptTokens: number
+  outputTokens: number
+  totalTokens: number
+}
+export interface Timing {
+  ttftMs: number
+  totalMs: number
+}
 
-export interface MetaEvent { type: 'meta'; requestId: string; sessionId: string | null; model: string }
-export interface ChunkEvent { type: 'chunk'; id: number; text: string }
-export interface DoneEvent { type: 'done'; finishReason: string; usage: Usage; timing: Timing }
+export interface MetaEvent {
+  type: 'meta'
+  requestId: string
+  sessionId: string | null
+  model: string
+}
+export interface ChunkEvent {
+  type: 'chunk'
+  id: number
+  text: string
+}
+export interface DoneEvent {
+  type: 'done'
+  finishReason: string
+  usage: Usage
+  timing: Timing
+}
 export interface ErrorEvent {
   type: 'error'
   /** A gateway error code (README), or the client-side `network_error`. */
@@ -33,7 +54,10 @@ export interface ErrorEvent {
 export type ChatEvent = MetaEvent | ChunkEvent | DoneEvent | ErrorEvent
 export type TerminalEvent = DoneEvent | ErrorEvent
 
-export interface HistoryTurn { role: 'user' | 'model'; text: string }
+export interface HistoryTurn {
+  role: 'user' | 'model'
+  text: string
+}
 
 export interface ResumeOptions {
   /** Resume attempts after one drop (default 3; 0 disables resume). */
@@ -65,7 +89,9 @@ export function chat(options: ChatOptions): AsyncIterable<ChatEvent> {
 }
 
 /** Collects a whole turn: the events, the reply text and the terminal event. */
-export async function chatText(options: ChatOptions): Promise<{ events: ChatEvent[]; text: string; meta?: MetaEvent; terminal: TerminalEvent }> {
+export async function chatText(
+  options: ChatOptions
+): Promise<{ events: ChatEvent[]; text: string; meta?: MetaEvent; terminal: TerminalEvent }> {
   const events: ChatEvent[] = []
   for await (const event of chat(options)) events.push(event)
   const terminal = events.at(-1) as TerminalEvent
@@ -74,7 +100,12 @@ export async function chatText(options: ChatOptions): Promise<{ events: ChatEven
   return { events, text, terminal, ...(meta ? { meta } : {}) }
 }
 
-interface StreamState { requestId: string | null; lastId: number; metaSeen: boolean; terminal: boolean }
+interface StreamState {
+  requestId: string | null
+  lastId: number
+  metaSeen: boolean
+  terminal: boolean
+}
 
 async function* run(options: ChatOptions): AsyncGenerator<ChatEvent, void, undefined> {
   const doFetch = options.fetch ?? globalThis.fetch.bind(globalThis)
@@ -147,7 +178,12 @@ async function* run(options: ChatOptions): AsyncGenerator<ChatEvent, void, undef
       if (res.status === 200 && res.body) return res
       if (res.status === 204 || res.status === 404) {
         await res.body?.cancel().catch(() => {})
-        yield { type: 'error', code: 'stream_not_found', message: 'The connection was lost and the reply can no longer be resumed.', retryable: true }
+        yield {
+          type: 'error',
+          code: 'stream_not_found',
+          message: 'The connection was lost and the reply can no longer be resumed.',
+          retryable: true
+        }
         return undefined
       }
       await res.body?.cancel().catch(() => {})
@@ -172,8 +208,10 @@ async function* readEvents(response: Response, state: StreamState): AsyncGenerat
   try {
     for (;;) {
       const { done, value } = await reader.read()
-      if (done) { finished = true; parser.feed(decoder.decode()); }
-      else parser.feed(decoder.decode(value, { stream: true }))
+      if (done) {
+        finished = true
+        parser.feed(decoder.decode())
+      } else parser.feed(decoder.decode(value, { stream: true }))
       while (queue.length > 0) {
         const event = queue.shift()!
         yield event
@@ -189,7 +227,11 @@ async function* readEvents(response: Response, state: StreamState): AsyncGenerat
 function toEvent(message: EventSourceMessage, state: StreamState): ChatEvent | undefined {
   if (state.terminal) return undefined
   let data: any
-  try { data = JSON.parse(message.data) } catch { return undefined }
+  try {
+    data = JSON.parse(message.data)
+  } catch {
+    return undefined
+  }
   switch (message.event) {
     case 'meta':
       if (state.metaSeen) return undefined
@@ -228,7 +270,9 @@ async function refusal(response: Response): Promise<ErrorEvent> {
     const body = (await response.json()) as { error?: { code?: unknown; message?: unknown } }
     if (typeof body.error?.code === 'string') code = body.error.code
     if (typeof body.error?.message === 'string') message = body.error.message
-  } catch { /* not JSON */ }
+  } catch {
+    /* not JSON */
+  }
   const retryAfter = Number(response.headers.get('retry-after'))
   return {
     type: 'error',
@@ -248,8 +292,14 @@ function networkError(err: unknown): ErrorEvent {
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason)
-    const onAbort = () => { clearTimeout(timer); reject(signal!.reason) }
-    const timer = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve() }, ms)
+    const onAbort = () => {
+      clearTimeout(timer)
+      reject(signal!.reason)
+    }
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
     signal?.addEventListener('abort', onAbort, { once: true })
   })
 }

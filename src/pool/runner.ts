@@ -46,7 +46,9 @@ class Counted extends EventEmitter {
   inflight = 0
   protected count(task: Promise<void>): Promise<void> {
     this.inflight++
-    const settle = () => { this.inflight-- }
+    const settle = () => {
+      this.inflight--
+    }
     task.then(settle, settle)
     return task
   }
@@ -83,7 +85,13 @@ class PoolRunner extends Counted implements TaskRunner {
       concurrentTasksPerWorker: config.POOL_TASKS_PER_WORKER,
       idleTimeout: config.POOL_IDLE_TIMEOUT_MS
     })
-    this.quarantine = new Piscina({ ...options, minThreads: 0, maxThreads: config.POOL_MAX_THREADS, concurrentTasksPerWorker: config.POOL_TASKS_PER_WORKER, idleTimeout: 5_000 })
+    this.quarantine = new Piscina({
+      ...options,
+      minThreads: 0,
+      maxThreads: config.POOL_MAX_THREADS,
+      concurrentTasksPerWorker: config.POOL_TASKS_PER_WORKER,
+      idleTimeout: 5_000
+    })
     for (const pool of [this.pool, this.quarantine]) {
       // Without a listener, an error thrown after a worker's tasks settled would crash this process.
       pool.on('error', (err) => this.emit('error', err))
@@ -94,7 +102,9 @@ class PoolRunner extends Counted implements TaskRunner {
     return this.count((isolated ? this.quarantine : this.pool).run(task, { transferList: [task.port] }))
   }
 
-  get size(): number { return this.pool.threads.length }
+  get size(): number {
+    return this.pool.threads.length
+  }
 
   terminate(threadId: number): boolean {
     const thread = [...this.pool.threads, ...this.quarantine.threads].find((t) => t.threadId === threadId)
@@ -112,9 +122,15 @@ class PoolRunner extends Counted implements TaskRunner {
 class InlineRunner extends Counted implements TaskRunner {
   readonly capacity = Number.POSITIVE_INFINITY
   readonly size = 0
-  constructor(private readonly task: (task: ChatTask) => Promise<void>) { super() }
-  run(task: ChatTask): Promise<void> { return this.count(this.task(task)) }
-  terminate(): boolean { return false }
+  constructor(private readonly task: (task: ChatTask) => Promise<void>) {
+    super()
+  }
+  run(task: ChatTask): Promise<void> {
+    return this.count(this.task(task))
+  }
+  terminate(): boolean {
+    return false
+  }
   async close(): Promise<void> {}
 }
 

@@ -16,7 +16,11 @@ export class Watchdog {
   private readonly limitTicks: number
   private readonly timer: NodeJS.Timeout
 
-  constructor(private readonly runner: TaskRunner, stallMs: number, private readonly onStall: (threadId: number) => void) {
+  constructor(
+    private readonly runner: TaskRunner,
+    stallMs: number,
+    private readonly onStall: (threadId: number) => void
+  ) {
     const interval = Math.max(20, Math.floor(stallMs / 10))
     this.limitTicks = Math.ceil(stallMs / interval)
     this.timer = setInterval(() => this.check(), interval).unref()
@@ -29,13 +33,21 @@ export class Watchdog {
   }
 
   /** Called per message: a counter store, no clock read on the hot path. */
-  seen(entry: Watched): void { entry.seenTick = this.tick }
+  seen(entry: Watched): void {
+    entry.seenTick = this.tick
+  }
 
-  unwatch(entry: Watched | undefined): void { if (entry) this.watched.delete(entry) }
+  unwatch(entry: Watched | undefined): void {
+    if (entry) this.watched.delete(entry)
+  }
 
-  wasStalled(threadId: number | undefined): boolean { return threadId !== undefined && this.stalled.has(threadId) }
+  wasStalled(threadId: number | undefined): boolean {
+    return threadId !== undefined && this.stalled.has(threadId)
+  }
 
-  close(): void { clearInterval(this.timer) }
+  close(): void {
+    clearInterval(this.timer)
+  }
 
   private check(): void {
     this.tick++

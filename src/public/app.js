@@ -104,7 +104,10 @@ async function send(message) {
         reply.turn.dataset.state = 'done'
         setState('done', 'Reply complete.')
       } else if (event.type === 'error') {
-        if (event.code === 'session_not_found') { sessionId = null; delete app.dataset.sessionId }
+        if (event.code === 'session_not_found') {
+          sessionId = null
+          delete app.dataset.sessionId
+        }
         reply.turn.dataset.state = 'error'
         const text = describeError(event)
         note(reply.turn, 'error', text)

@@ -28,7 +28,10 @@ export class QuotaGate {
   private pausedUntil = 0
   private pauseReadAt = 0
 
-  constructor(private readonly config: Config, private readonly redis: SharedRedis | undefined) {
+  constructor(
+    private readonly config: Config,
+    private readonly redis: SharedRedis | undefined
+  ) {
     const limiter = (points: number | undefined, name: string) => {
       if (points === undefined) return undefined
       const options = { points, duration: 60, keyPrefix: `gw:quota:${name}` }
@@ -43,7 +46,12 @@ export class QuotaGate {
     if (!this.rpm && !this.tpm && (await this.pause()) <= Date.now()) return
     if (this.queue.length >= this.config.QUOTA_MAX_QUEUE) throw refusal(1_000)
     await new Promise<void>((resolve, reject) => {
-      this.queue.push({ tokens: Math.min(tokens, this.config.UPSTREAM_TPM ?? tokens), deadline: Date.now() + this.config.QUOTA_MAX_WAIT_MS, resolve, reject })
+      this.queue.push({
+        tokens: Math.min(tokens, this.config.UPSTREAM_TPM ?? tokens),
+        deadline: Date.now() + this.config.QUOTA_MAX_WAIT_MS,
+        resolve,
+        reject
+      })
       void this.drain()
     })
   }
@@ -54,10 +62,15 @@ export class QuotaGate {
     this.pausedUntil = Math.max(this.pausedUntil, until)
     if (this.redis) {
       // Keep the later of the two pauses: SET … GT is not there, so compare in one script.
-      await this.redis.client.eval(
-        "local v = tonumber(redis.call('GET', KEYS[1]) or '0') if tonumber(ARGV[1]) > v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end",
-        1, PAUSE_KEY, String(until), String(ms)
-      ).catch(() => {})
+      await this.redis.client
+        .eval(
+          "local v = tonumber(redis.call('GET', KEYS[1]) or '0') if tonumber(ARGV[1]) > v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end",
+          1,
+          PAUSE_KEY,
+          String(until),
+          String(ms)
+        )
+        .catch(() => {})
     }
   }
 

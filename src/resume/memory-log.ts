@@ -66,7 +66,9 @@ export class MemoryStreamLog implements StreamLog {
     return (this.live.get(requestId)?.sinks.size ?? 0) > 0
   }
 
-  async close(): Promise<void> { clearInterval(this.sweeper) }
+  async close(): Promise<void> {
+    clearInterval(this.sweeper)
+  }
 
   /** `ended` is in order of ending, so the expired are at its front. */
   private sweep(): void {

@@ -20,20 +20,27 @@ type Listener = (message: string) => void
 export class RedisStreamLog implements StreamLog {
   private readonly listeners = new Map<string, Set<Listener>>()
 
-  constructor(private readonly redis: SharedRedis, private readonly ttlMs: number, private readonly maxStreamMs: number) {
+  constructor(
+    private readonly redis: SharedRedis,
+    private readonly ttlMs: number,
+    private readonly maxStreamMs: number
+  ) {
     redis.subscriber.on('message', (channel: string, message: string) => {
       for (const listener of this.listeners.get(channel) ?? []) listener(message)
     })
   }
 
-  private get live(): number { return this.maxStreamMs + this.ttlMs }
+  private get live(): number {
+    return this.maxStreamMs + this.ttlMs
+  }
 
   open(requestId: string): void {
     void this.redis.client.set(key(requestId, 'owner'), this.redis.replicaId, 'PX', this.live).catch(() => {})
   }
 
   append(requestId: string, frames: string): void {
-    void this.redis.client.pipeline()
+    void this.redis.client
+      .pipeline()
       .rpush(key(requestId, 'ev'), frames)
       .pexpire(key(requestId, 'ev'), this.live)
       .publish(channelOf(requestId), frames)
@@ -41,7 +48,8 @@ export class RedisStreamLog implements StreamLog {
   }
 
   end(requestId: string, terminal: string): void {
-    void this.redis.client.pipeline()
+    void this.redis.client
+      .pipeline()
       .set(key(requestId, 'end'), terminal, 'PX', this.ttlMs)
       .pexpire(key(requestId, 'ev'), this.ttlMs)
       .pexpire(key(requestId, 'owner'), this.ttlMs)
@@ -56,7 +64,9 @@ export class RedisStreamLog implements StreamLog {
     let sentId = afterId
     let done = false
     let ownerCheck: NodeJS.Timeout | undefined
-    let deliver: Listener = (message) => { early.push(message) }
+    let deliver: Listener = (message) => {
+      early.push(message)
+    }
     const listener: Listener = (message) => deliver(message)
 
     const finish = (terminal: string) => {
@@ -92,12 +102,13 @@ export class RedisStreamLog implements StreamLog {
     }
     set.add(listener)
     await this.redis.client.pipeline().incr(key(requestId, 'followers')).pexpire(key(requestId, 'followers'), this.live).exec()
-    const [events, terminal, owner, gone] = await this.redis.client.pipeline()
+    const [events, terminal, owner, gone] = (await this.redis.client
+      .pipeline()
       .lrange(key(requestId, 'ev'), 0, -1)
       .get(key(requestId, 'end'))
       .get(key(requestId, 'owner'))
       .exists(key(requestId, 'gone'))
-      .exec() as Array<[Error | null, unknown]>
+      .exec()) as Array<[Error | null, unknown]>
     const batches = (events?.[1] ?? []) as string[]
     const end = terminal?.[1] as string | null
     const producer = owner?.[1] as string | null
@@ -114,9 +125,24 @@ export class RedisStreamLog implements StreamLog {
       for (const message of early) forward(message)
       const lost = () => finish(errorFrame(wireError('stream_lost')))
       if (producer === null || !(await this.redis.isAlive(producer))) lost()
-      else ownerCheck = setInterval(() => { void this.redis.isAlive(producer).then((alive) => { if (!alive) lost() }) }, OWNER_CHECK_MS).unref()
+      else
+        ownerCheck = setInterval(() => {
+          void this.redis.isAlive(producer).then((alive) => {
+            if (!alive) lost()
+          })
+        }, OWNER_CHECK_MS).unref()
     }
-    return { kind: 'attached', attachment: { detach: () => { if (!done) { done = true; detach() } } } }
+    return {
+      kind: 'attached',
+      attachment: {
+        detach: () => {
+          if (!done) {
+            done = true
+            detach()
+          }
+        }
+      }
+    }
   }
 
   async followed(requestId: string): Promise<boolean> {

@@ -21,50 +21,57 @@ export const chatRoutes: FastifyPluginAsync<TurnDeps> = async (fastify, deps) =>
   const { config, dispatcher, sessions, lifecycle, quota, caps } = deps
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
 
-  app.post('/api/chat', {
-    schema: {
-      summary: 'Send a chat turn and receive the reply as Server-Sent Events',
-      body: chatBodySchema(config),
-      response: {
-        200: { description: 'text/event-stream: meta, chunk*, then exactly one done or error', content: { 'text/event-stream': { schema: { type: 'string' } } } },
-        ...errorResponses
+  app.post(
+    '/api/chat',
+    {
+      schema: {
+        summary: 'Send a chat turn and receive the reply as Server-Sent Events',
+        body: chatBodySchema(config),
+        response: {
+          200: {
+            description: 'text/event-stream: meta, chunk*, then exactly one done or error',
+            content: { 'text/event-stream': { schema: { type: 'string' } } }
+          },
+          ...errorResponses
+        }
       }
-    }
-  }, async (request, reply) => {
-    const body = request.body
-    if (body.history && body.sessionId) throw new GatewayError('bad_request', 'Send either sessionId or history, not both.')
-    lifecycle.admit()
-    if (dispatcher.full) throw new GatewayError('overloaded', undefined, 1)
-    const giveBack = caps.take(request.clientKey)
-    let sessionId: string | null = null
-    let requestTurns: Turn[]
-    try {
-      const session = await openSession(sessions, body)
-      sessionId = session.sessionId
-      requestTurns = [...session.turns, { role: 'user', text: body.message }]
-      await quota.acquire(estimateTokens([...requestTurns.map((t) => t.text), body.system ?? '']))
-    } catch (err) {
-      giveBack()
-      if (sessionId) await sessions.release(sessionId)
-      throw err
-    }
-    reply.hijack()
-    request.outcome = STREAMED
-    runTurn(deps, reply, {
-      requestId: request.id,
-      sessionId,
-      userText: body.message,
-      log: request.log,
-      onEnd: giveBack,
-      dialect: gatewayDialect,
-      request: {
-        model: body.model ?? config.DEFAULT_MODEL,
-        turns: requestTurns,
-        ...(body.system ? { system: body.system } : {}),
-        ...(body.generation ? { generation: body.generation } : {})
+    },
+    async (request, reply) => {
+      const body = request.body
+      if (body.history && body.sessionId) throw new GatewayError('bad_request', 'Send either sessionId or history, not both.')
+      lifecycle.admit()
+      if (dispatcher.full) throw new GatewayError('overloaded', undefined, 1)
+      const giveBack = caps.take(request.clientKey)
+      let sessionId: string | null = null
+      let requestTurns: Turn[]
+      try {
+        const session = await openSession(sessions, body)
+        sessionId = session.sessionId
+        requestTurns = [...session.turns, { role: 'user', text: body.message }]
+        await quota.acquire(estimateTokens([...requestTurns.map((t) => t.text), body.system ?? '']))
+      } catch (err) {
+        giveBack()
+        if (sessionId) await sessions.release(sessionId)
+        throw err
       }
-    })
-  })
+      reply.hijack()
+      request.outcome = STREAMED
+      runTurn(deps, reply, {
+        requestId: request.id,
+        sessionId,
+        userText: body.message,
+        log: request.log,
+        onEnd: giveBack,
+        dialect: gatewayDialect,
+        request: {
+          model: body.model ?? config.DEFAULT_MODEL,
+          turns: requestTurns,
+          ...(body.system ? { system: body.system } : {}),
+          ...(body.generation ? { generation: body.generation } : {})
+        }
+      })
+    }
+  )
 }
 
 async function openSession(sessions: SessionStore, body: ChatBody): Promise<{ sessionId: string | null; turns: Turn[] }> {

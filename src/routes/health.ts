@@ -6,18 +6,30 @@ import type { TaskRunner } from '../pool/runner.js'
 import type { Config } from '../config.js'
 import type { SharedRedis } from '../shared/redis.js'
 
-export interface HealthOptions { config: Config; runner: TaskRunner; lifecycle: Lifecycle; redis: SharedRedis | undefined }
+export interface HealthOptions {
+  config: Config
+  runner: TaskRunner
+  lifecycle: Lifecycle
+  redis: SharedRedis | undefined
+}
 
 export const healthRoutes: FastifyPluginAsync<HealthOptions> = async (fastify, { config, runner, lifecycle, redis }) => {
   fastify.get('/healthz', { schema: { summary: 'Liveness: the process is alive' } }, async () => ({ status: 'ok' }))
 
-  fastify.get('/readyz', { schema: { summary: 'Readiness: workers up, not draining, Redis answering (when configured)' } }, async (_request, reply) => {
-    const workers = runner.size
-    const redisUp = redis ? await redis.ping() : undefined
-    const ready = (config.POOL_MODE === 'inline' || workers > 0) && !lifecycle.draining && redisUp !== false
-    return reply.status(ready ? 200 : 503).send({
-      status: ready ? 'ready' : 'not_ready', workers, draining: lifecycle.draining, activeStreams: lifecycle.streams.size,
-      ...(redisUp === undefined ? {} : { redis: redisUp })
-    })
-  })
+  fastify.get(
+    '/readyz',
+    { schema: { summary: 'Readiness: workers up, not draining, Redis answering (when configured)' } },
+    async (_request, reply) => {
+      const workers = runner.size
+      const redisUp = redis ? await redis.ping() : undefined
+      const ready = (config.POOL_MODE === 'inline' || workers > 0) && !lifecycle.draining && redisUp !== false
+      return reply.status(ready ? 200 : 503).send({
+        status: ready ? 'ready' : 'not_ready',
+        workers,
+        draining: lifecycle.draining,
+        activeStreams: lifecycle.streams.size,
+        ...(redisUp === undefined ? {} : { redis: redisUp })
+      })
+    }
+  )
 }

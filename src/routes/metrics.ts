@@ -3,5 +3,6 @@ import type { Metrics } from '../metrics.js'
 
 export const metricsRoutes: FastifyPluginAsync<{ metrics: Metrics }> = async (fastify, { metrics }) => {
   fastify.get('/metrics', { schema: { summary: 'Prometheus metrics', hide: false } }, async (_request, reply) =>
-    reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()))
+    reply.type(metrics.registry.contentType).send(await metrics.registry.metrics())
+  )
 }

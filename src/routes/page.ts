@@ -26,8 +26,9 @@ const TYPES: Record<string, string> = {
 
 /** A strict policy: scripts only from this origin, plus the inline import map by its hash. */
 export function contentSecurityPolicy(html: string): string {
-  const hashes = [...html.matchAll(/<script type="importmap">([\s\S]*?)<\/script>/g)]
-    .map((m) => `'sha256-${createHash('sha256').update(m[1]!).digest('base64')}'`)
+  const hashes = [...html.matchAll(/<script type="importmap">([\s\S]*?)<\/script>/g)].map(
+    (m) => `'sha256-${createHash('sha256').update(m[1]!).digest('base64')}'`
+  )
   return [
     "default-src 'none'",
     `script-src 'self' ${hashes.join(' ')}`.trim(),
@@ -50,23 +51,32 @@ export const pageRoutes: FastifyPluginAsync = async (fastify) => {
 
   const send = async (reply: FastifyReply, file: string, ext: string) => {
     let body: Buffer
-    try { body = await readFile(file) } catch { return reply.callNotFound() }
-    return reply.header('content-type', TYPES[ext] ?? 'application/octet-stream')
+    try {
+      body = await readFile(file)
+    } catch {
+      return reply.callNotFound()
+    }
+    return reply
+      .header('content-type', TYPES[ext] ?? 'application/octet-stream')
       .header('cache-control', 'no-cache')
       .header('x-content-type-options', 'nosniff')
       .send(body)
   }
 
   fastify.get('/', { schema: { hide: true } }, async (_request, reply) =>
-    reply.header('content-type', TYPES['.html']!)
+    reply
+      .header('content-type', TYPES['.html']!)
       .header('content-security-policy', csp)
       .header('cache-control', 'no-cache')
       .header('x-content-type-options', 'nosniff')
       .header('referrer-policy', 'no-referrer')
-      .send(indexHtml))
+      .send(indexHtml)
+  )
 
   for (const name of ['app.js', 'style.css']) {
-    fastify.get(`/${name}`, { schema: { hide: true } }, async (_request, reply) => send(reply, join(publicDir, name), name.slice(name.lastIndexOf('.'))))
+    fastify.get(`/${name}`, { schema: { hide: true } }, async (_request, reply) =>
+      send(reply, join(publicDir, name), name.slice(name.lastIndexOf('.')))
+    )
   }
 
   fastify.get<{ Params: { file: string } }>('/client/:file', { schema: { hide: true } }, async (request, reply) => {

@@ -52,7 +52,9 @@ export class MemorySessionStore implements SessionStore {
     if (session) session.busy = false
   }
 
-  async close(): Promise<void> { this.sessions.clear() }
+  async close(): Promise<void> {
+    this.sessions.clear()
+  }
 
   private live(id: string): Session | undefined {
     const session = this.sessions.get(id)

@@ -26,7 +26,12 @@ export class RedisSessionStore implements SessionStore {
   /** Lock tokens of the turns this replica holds. */
   private readonly tokens = new Map<string, string>()
 
-  constructor(private readonly redis: Redis, private readonly ttlMs: number, private readonly maxTurns: number, private readonly leaseMs: number) {}
+  constructor(
+    private readonly redis: Redis,
+    private readonly ttlMs: number,
+    private readonly maxTurns: number,
+    private readonly leaseMs: number
+  ) {}
 
   async create(): Promise<string> {
     const id = randomUUID()
@@ -40,7 +45,9 @@ export class RedisSessionStore implements SessionStore {
     const token = randomUUID()
     const locked = await this.redis.set(lockKey(id), token, 'PX', this.leaseMs, 'NX')
     // Use refreshes the TTL, as in memory: a session never expires in the middle of a turn.
-    const [[, turns]] = await this.redis.multi().lrange(turnsKey(id), 0, -1).pexpire(turnsKey(id), this.ttlMs).exec() as [[Error | null, string[]]]
+    const [[, turns]] = (await this.redis.multi().lrange(turnsKey(id), 0, -1).pexpire(turnsKey(id), this.ttlMs).exec()) as [
+      [Error | null, string[]]
+    ]
     if (turns.length === 0) {
       if (locked) await this.redis.eval(RELEASE, 1, lockKey(id), token)
       throw new GatewayError('session_not_found')
@@ -53,9 +60,17 @@ export class RedisSessionStore implements SessionStore {
   async commit(id: string, user: string, reply: string): Promise<void> {
     const token = this.take(id)
     if (!token) return
-    await this.redis.eval(COMMIT, 2, turnsKey(id), lockKey(id), token,
-      JSON.stringify({ role: 'user', text: user } satisfies Turn), JSON.stringify({ role: 'model', text: reply } satisfies Turn),
-      String(this.maxTurns), String(this.ttlMs))
+    await this.redis.eval(
+      COMMIT,
+      2,
+      turnsKey(id),
+      lockKey(id),
+      token,
+      JSON.stringify({ role: 'user', text: user } satisfies Turn),
+      JSON.stringify({ role: 'model', text: reply } satisfies Turn),
+      String(this.maxTurns),
+      String(this.ttlMs)
+    )
   }
 
   async release(id: string): Promise<void> {

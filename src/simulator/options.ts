@@ -5,8 +5,7 @@ import { Value } from '@sinclair/typebox/value'
 export const MAX_SIM_TOKENS = 100_000
 export const MAX_SIM_MS = 3_600_000
 
-const ms = (defaultMs: number, description: string) =>
-  Type.Integer({ minimum: 0, maximum: MAX_SIM_MS, default: defaultMs, description })
+const ms = (defaultMs: number, description: string) => Type.Integer({ minimum: 0, maximum: MAX_SIM_MS, default: defaultMs, description })
 
 export const simulatorEnvSchema = Type.Object({
   SIM_SEED: Type.String({ minLength: 1, default: 'gateway', description: 'seed mixed into every reply text' }),

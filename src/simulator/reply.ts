@@ -9,8 +9,7 @@ import { ChunkEncoder, errorBody, sseEvent, type FinishReason } from './wire.js'
 export type Ending = 'end' | 'drop' | 'hang'
 
 export type ReplyPlan =
-  | { kind: 'error'; status: number; body: string }
-  | { kind: 'stream'; events: string[]; ending: Ending; ttftMs: number; delayMs: number }
+  { kind: 'error'; status: number; body: string } | { kind: 'stream'; events: string[]; ending: Ending; ttftMs: number; delayMs: number }
 
 interface Cut {
   after: number
@@ -37,13 +36,7 @@ function cutOf(d: Directives, failing: boolean, chunks: number): Cut | undefined
  * Everything a request will receive, decided up front so the timer loop only writes strings.
  * `failing` is false once `times=N` is used up: status, fail-after, drop-after and hang are then ignored.
  */
-export function planReply(
-  request: GenerateRequest,
-  d: Directives,
-  failing: boolean,
-  options: SimulatorOptions,
-  model: string
-): ReplyPlan {
+export function planReply(request: GenerateRequest, d: Directives, failing: boolean, options: SimulatorOptions, model: string): ReplyPlan {
   if (failing && d.status !== undefined) {
     return { kind: 'error', status: d.status, body: errorBody(d.status, { model, retryDelayMs: d.retryDelayMs ?? options.retryDelayMs }) }
   }

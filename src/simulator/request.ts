@@ -13,8 +13,7 @@ export interface GenerateRequest {
 
 type JsonObject = Record<string, unknown>
 
-const isObject = (value: unknown): value is JsonObject =>
-  typeof value === 'object' && value !== null && !Array.isArray(value)
+const isObject = (value: unknown): value is JsonObject => typeof value === 'object' && value !== null && !Array.isArray(value)
 
 function partTexts(parts: unknown[]): string[] {
   const texts: string[] = []

@@ -43,7 +43,9 @@ function sendJson(res: ServerResponse, status: number, body: string): void {
 function readBody(req: IncomingMessage, onBody: (body: string) => void): void {
   let body = ''
   req.setEncoding('utf8')
-  req.on('data', (chunk: string) => { body += chunk })
+  req.on('data', (chunk: string) => {
+    body += chunk
+  })
   req.on('end', () => onBody(body))
 }
 

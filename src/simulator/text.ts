@@ -23,7 +23,9 @@ reply notice matter method model pattern picture result sample season sentence s
 system task thought topic voice wave weather wonder walk run jump read write sing speak listen watch
 build carry follow gather hold join keep learn move paint plant reach rest share start stop
 travel turn visit wait wash wish carefully slowly quickly gently quietly together always often
-sometimes today tomorrow yesterday again almost already perhaps rather really soon`.trim().split(/\s+/)
+sometimes today tomorrow yesterday again almost already perhaps rather really soon`
+  .trim()
+  .split(/\s+/)
 
 // About one token in 15 carries a character that breaks naive SSE or JSON framing downstream.
 const AWKWARD = 15
@@ -53,9 +55,15 @@ export function replyTokens(request: GenerateRequest, seed: string, count: numbe
     r = (r ^ (r >>> 14)) >>> 0
     let word = WORDS[r % WORDS.length]!
     switch ((r >>> 20) % (AWKWARD * 3)) {
-      case 0: word += '\n'; break
-      case 1: word = `"${word}"`; break
-      case 2: word += '\\'; break
+      case 0:
+        word += '\n'
+        break
+      case 1:
+        word = `"${word}"`
+        break
+      case 2:
+        word += '\\'
+        break
     }
     tokens[i] = i === 0 ? word : ' ' + word
   }

@@ -2,10 +2,25 @@
 
 const STATUS = new Map<number, [status: string, message: string]>([
   [400, ['INVALID_ARGUMENT', 'Request contains an invalid argument.']],
-  [403, ['PERMISSION_DENIED', 'Method doesn\'t allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.']],
+  [
+    403,
+    [
+      'PERMISSION_DENIED',
+      "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API."
+    ]
+  ],
   [404, ['NOT_FOUND', 'Requested entity was not found.']],
-  [429, ['RESOURCE_EXHAUSTED', 'You exceeded your current quota, please check your plan and billing details. For more information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.']],
-  [500, ['INTERNAL', 'An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting']],
+  [
+    429,
+    [
+      'RESOURCE_EXHAUSTED',
+      'You exceeded your current quota, please check your plan and billing details. For more information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.'
+    ]
+  ],
+  [
+    500,
+    ['INTERNAL', 'An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting']
+  ],
   [503, ['UNAVAILABLE', 'The model is overloaded. Please try again later.']],
   [504, ['DEADLINE_EXCEEDED', 'Deadline expired before operation could complete.']]
 ])
@@ -19,12 +34,14 @@ function quotaDetails(model: string, retryDelayMs: number): unknown[] {
   return [
     {
       '@type': 'type.googleapis.com/google.rpc.QuotaFailure',
-      violations: [{
-        quotaMetric: 'generativelanguage.googleapis.com/generate_content_free_tier_requests',
-        quotaId: 'GenerateRequestsPerMinutePerProjectPerModel-FreeTier',
-        quotaDimensions: { location: 'global', model },
-        quotaValue: '10'
-      }]
+      violations: [
+        {
+          quotaMetric: 'generativelanguage.googleapis.com/generate_content_free_tier_requests',
+          quotaId: 'GenerateRequestsPerMinutePerProjectPerModel-FreeTier',
+          quotaDimensions: { location: 'global', model },
+          quotaValue: '10'
+        }
+      ]
     },
     {
       '@type': 'type.googleapis.com/google.rpc.Help',

@@ -4,11 +4,21 @@ import { chromium, type Browser, type Page } from 'playwright-core'
 import { startGateway, until, type TestGateway } from '../helpers/gateway.js'
 import { executable, lacks } from '../helpers/system.js'
 
-const launch = () => chromium.launch({
-  executablePath: executable('chromium'),
-  // Without the background-networking flags Chromium keeps dialling Google's hosts, which this network refuses.
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
-})
+const launch = () =>
+  chromium.launch({
+    executablePath: executable('chromium'),
+    // Without the background-networking flags Chromium keeps dialling Google's hosts, which this network refuses.
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync'
+    ]
+  })
 
 describe.skipIf(lacks('the chat page suite', 'chromium'))('chat page in Chromium', () => {
   let gw: TestGateway
@@ -22,7 +32,9 @@ describe.skipIf(lacks('the chat page suite', 'chromium'))('chat page in Chromium
     browser = await launch()
     page = await browser.newPage()
     page.on('pageerror', (err) => pageErrors.push(String(err)))
-    page.on('console', (msg) => { if (msg.type() === 'error') pageErrors.push(msg.text()) })
+    page.on('console', (msg) => {
+      if (msg.type() === 'error') pageErrors.push(msg.text())
+    })
     page.on('request', (request) => {
       if (request.method() === 'POST' && request.url().endsWith('/api/chat')) chatBodies.push(JSON.parse(request.postData() ?? '{}'))
     })
@@ -111,8 +123,9 @@ describe.skipIf(lacks('the chat page suite', 'chromium'))('chat page in Chromium
   test('an unavailable provider says so and that you can try again', async () => {
     await sendMessage('again [[sim:status=503]]')
     await page.waitForSelector('.turn.model:last-of-type[data-state="error"]')
-    expect(await page.locator('.turn.model').last().locator('.error').textContent())
-      .toBe('The model provider is unavailable (upstream_unavailable). You can try again.')
+    expect(await page.locator('.turn.model').last().locator('.error').textContent()).toBe(
+      'The model provider is unavailable (upstream_unavailable). You can try again.'
+    )
     expect(pageErrors).toEqual([])
   })
 })

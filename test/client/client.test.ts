@@ -5,8 +5,12 @@ import { startGateway, until, type TestGateway } from '../helpers/gateway.js'
 
 describe('client', () => {
   let gw: TestGateway
-  beforeAll(async () => { gw = await startGateway({ UPSTREAM_RETRIES: '0' }) })
-  afterAll(async () => { await gw?.close() })
+  beforeAll(async () => {
+    gw = await startGateway({ UPSTREAM_RETRIES: '0' })
+  })
+  afterAll(async () => {
+    await gw?.close()
+  })
 
   test('streams meta, chunks with ids 1..N, then done', async () => {
     const { events, text, meta, terminal } = await chatText({ baseUrl: gw.url, message: 'hello [[sim:tokens=6]]' })
@@ -27,8 +31,9 @@ describe('client', () => {
     expect(second.meta?.sessionId).toBe(sessionId)
     expect(second.terminal.type).toBe('done')
     // the session holds both turns: the prompt of the second includes the first turn and reply
-    expect((second.terminal as { usage: { promptTokens: number } }).usage.promptTokens)
-      .toBeGreaterThan((first.terminal as { usage: { promptTokens: number } }).usage.promptTokens)
+    expect((second.terminal as { usage: { promptTokens: number } }).usage.promptTokens).toBeGreaterThan(
+      (first.terminal as { usage: { promptTokens: number } }).usage.promptTokens
+    )
   })
 
   test('an upstream 503 is one error event upstream_unavailable', async () => {
@@ -57,7 +62,12 @@ describe('client', () => {
     const controller = new AbortController()
     const seen: ChatEvent[] = []
     const run = (async () => {
-      for await (const e of chat({ baseUrl: gw.url, message: 'long [[sim:tokens=400, delay=20]]', signal: controller.signal, resume: { attempts: 0 } })) {
+      for await (const e of chat({
+        baseUrl: gw.url,
+        message: 'long [[sim:tokens=400, delay=20]]',
+        signal: controller.signal,
+        resume: { attempts: 0 }
+      })) {
         seen.push(e)
         if (e.type === 'chunk' && e.id === 3) controller.abort()
       }
@@ -66,14 +76,17 @@ describe('client', () => {
     expect(seen.filter((e) => e.type === 'chunk')).toHaveLength(3)
     await until(() => gw.sim.stats().aborted > before && gw.sim.stats().active === 0, 'the upstream call to be cancelled')
   })
-
 })
 
 describe('client resume', () => {
   let gw: TestGateway
   // The grace period keeps a stream generating after its client left, so it can resume.
-  beforeAll(async () => { gw = await startGateway({ RESUME_GRACE_MS: '3000' }) })
-  afterAll(async () => { await gw?.close() })
+  beforeAll(async () => {
+    gw = await startGateway({ RESUME_GRACE_MS: '3000' })
+  })
+  afterAll(async () => {
+    await gw?.close()
+  })
 
   test('a dropped connection resumes with Last-Event-ID, without duplicates', async () => {
     const reference = await chatText({ baseUrl: gw.url, message: 'resume me [[sim:tokens=20, delay=20]]', history: [] })
@@ -98,12 +111,21 @@ describe('client resume', () => {
           if (done) return ctrl.close()
           text += decoder.decode(value, { stream: true })
           ctrl.enqueue(value)
-          if (/^id: 4$/m.test(text)) { await reader.cancel(); ctrl.error(new TypeError('terminated')) }
+          if (/^id: 4$/m.test(text)) {
+            await reader.cancel()
+            ctrl.error(new TypeError('terminated'))
+          }
         }
       })
       return new Response(body, { status: res.status, headers: res.headers })
     }
-    const resumed = await chatText({ baseUrl: gw.url, message: 'resume me [[sim:tokens=20, delay=20]]', history: [], fetch: flaky, resume: { backoffMs: 10 } })
+    const resumed = await chatText({
+      baseUrl: gw.url,
+      message: 'resume me [[sim:tokens=20, delay=20]]',
+      history: [],
+      fetch: flaky,
+      resume: { backoffMs: 10 }
+    })
     expect(resumeHeaders.length).toBeGreaterThanOrEqual(1)
     expect(Number(resumeHeaders[0])).toBeGreaterThanOrEqual(4)
     const ids = resumed.events.filter((e) => e.type === 'chunk').map((e) => (e as { id: number }).id)
@@ -117,7 +139,8 @@ describe('client resume', () => {
     // The body ends without a terminal event and the stream id is unknown to the gateway.
     const fake: typeof fetch = async (input, init) => {
       if (String(input).includes('/api/chat/streams/')) return fetch(input, init)
-      const sse = 'event: meta\ndata: {"requestId":"unknown-stream-0001","sessionId":null,"model":"m"}\n\nid: 1\nevent: chunk\ndata: {"text":"a"}\n\n'
+      const sse =
+        'event: meta\ndata: {"requestId":"unknown-stream-0001","sessionId":null,"model":"m"}\n\nid: 1\nevent: chunk\ndata: {"text":"a"}\n\n'
       return new Response(sse, { status: 200, headers: { 'content-type': 'text/event-stream' } })
     }
     const { events } = await chatText({ baseUrl: gw.url, message: 'x', fetch: fake, resume: { backoffMs: 1 } })

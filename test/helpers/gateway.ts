@@ -17,11 +17,20 @@ export interface TestGateway {
 }
 
 /** Fast defaults so tests finish quickly; a test overrides what it exercises. */
-export async function startGateway(env: Record<string, string> = {}, sim: StartSimulatorOptions = {}, opts: { logs?: boolean } = {}): Promise<TestGateway> {
+export async function startGateway(
+  env: Record<string, string> = {},
+  sim: StartSimulatorOptions = {},
+  opts: { logs?: boolean } = {}
+): Promise<TestGateway> {
   const simulator = await startSimulator({ ttftMs: 0, delayMs: 0, tokens: 12, ...sim })
   const config = loadConfig({ POOL_MIN_THREADS: '1', POOL_MAX_THREADS: '2', ...env })
   const logs: any[] = []
-  const stream = new Writable({ write(line, _enc, done) { logs.push(JSON.parse(String(line))); done() } })
+  const stream = new Writable({
+    write(line, _enc, done) {
+      logs.push(JSON.parse(String(line)))
+      done()
+    }
+  })
   // The process's own logger options (redaction included), written to memory.
   const fastify = Fastify(serverOptions(config, opts.logs ? loggerOptions(config, stream) : false))
   await fastify.register(app, { config, baseUrl: simulator.url })

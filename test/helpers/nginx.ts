@@ -30,16 +30,21 @@ export function renderNginxConf(upstreams: string[], opts: { dir?: string; liste
     const { dir, listenPort } = opts
     if (!dir) return [line]
     switch (kind) {
-      case 'pid': return [`${indent}pid ${join(dir, 'nginx.pid')};`]
-      case 'error_log': return [`${indent}error_log ${join(dir, 'error.log')} warn;`]
-      case 'access_log': return [`${indent}access_log ${join(dir, 'access.log')} gw;`]
+      case 'pid':
+        return [`${indent}pid ${join(dir, 'nginx.pid')};`]
+      case 'error_log':
+        return [`${indent}error_log ${join(dir, 'error.log')} warn;`]
+      case 'access_log':
+        return [`${indent}access_log ${join(dir, 'access.log')} gw;`]
       case 'temp': {
         const m = /^\s*(\w+_temp_path)\s/.exec(line)
         if (!m) throw new Error(`unexpected temp line: ${line}`)
         return [`${indent}${m[1]} ${join(dir, m[1]!)};`]
       }
-      case 'listen': return listenPort === undefined ? [line] : [`${indent}listen 127.0.0.1:${listenPort};`]
-      default: throw new Error(`unknown substitution ${kind}`)
+      case 'listen':
+        return listenPort === undefined ? [line] : [`${indent}listen 127.0.0.1:${listenPort};`]
+      default:
+        throw new Error(`unknown substitution ${kind}`)
     }
   })
   if (upstreamLines !== 1) throw new Error(`deploy/nginx.conf must have exactly one upstream server line, found ${upstreamLines}`)
@@ -78,10 +83,16 @@ export async function startNginx(upstreams: string[]): Promise<TestNginx> {
   for (;;) {
     if (child.exitCode !== null) throw new Error(`nginx exited with ${child.exitCode}: ${stderr.join('')}`)
     const ok = await new Promise<boolean>((resolve) => {
-      const s = connect(port, '127.0.0.1', () => { s.destroy(); resolve(true) }).once('error', () => resolve(false))
+      const s = connect(port, '127.0.0.1', () => {
+        s.destroy()
+        resolve(true)
+      }).once('error', () => resolve(false))
     })
     if (ok) break
-    if (Date.now() > deadline) { child.kill('SIGKILL'); throw new Error(`nginx did not listen on ${port}: ${stderr.join('')}`) }
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL')
+      throw new Error(`nginx did not listen on ${port}: ${stderr.join('')}`)
+    }
     await new Promise((r) => setTimeout(r, 25))
   }
   return {
@@ -89,7 +100,13 @@ export async function startNginx(upstreams: string[]): Promise<TestNginx> {
     dir,
     conf,
     process: child,
-    accessLog: () => { try { return readFileSync(join(dir, 'access.log'), 'utf8') } catch { return '' } },
+    accessLog: () => {
+      try {
+        return readFileSync(join(dir, 'access.log'), 'utf8')
+      } catch {
+        return ''
+      }
+    },
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
         // SIGTERM: nginx's fast shutdown, the master stops its workers too (SIGKILL would orphan them).

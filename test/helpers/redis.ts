@@ -12,9 +12,13 @@ export interface TestRedis {
 
 export async function startRedis(): Promise<TestRedis> {
   const port = await freePort()
-  const child = spawn(executable('redis-server'), ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(executable('redis-server'), ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    stdio: ['ignore', 'pipe', 'inherit']
+  })
   await new Promise<void>((resolve, reject) => {
-    child.stdout!.on('data', (data: Buffer) => { if (data.toString().includes('Ready to accept connections')) resolve() })
+    child.stdout!.on('data', (data: Buffer) => {
+      if (data.toString().includes('Ready to accept connections')) resolve()
+    })
     child.once('exit', (code) => reject(new Error(`redis-server exited with ${code}`)))
     child.once('error', reject)
   })

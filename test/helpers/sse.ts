@@ -39,7 +39,12 @@ export async function postChat(base: string, body: unknown, opts: PostOptions = 
 }
 
 /** GET /api/chat/streams/:requestId with Last-Event-ID. */
-export async function resume(base: string, requestId: string, lastEventId?: number | string, opts: Omit<PostOptions, 'rawBody'> = {}): Promise<ChatResult> {
+export async function resume(
+  base: string,
+  requestId: string,
+  lastEventId?: number | string,
+  opts: Omit<PostOptions, 'rawBody'> = {}
+): Promise<ChatResult> {
   const res = await fetch(`${base}/api/chat/streams/${requestId}`, {
     headers: { ...(lastEventId === undefined ? {} : { 'last-event-id': String(lastEventId) }), ...opts.headers },
     ...(opts.signal ? { signal: opts.signal } : {})
@@ -54,7 +59,11 @@ export async function readSse(res: Response, onEvent?: (event: SseEvent) => void
   if (!res.headers.get('content-type')?.startsWith('text/event-stream')) {
     raw = await res.text()
     let body: unknown
-    try { body = JSON.parse(raw) } catch { body = undefined }
+    try {
+      body = JSON.parse(raw)
+    } catch {
+      body = undefined
+    }
     return { status: res.status, headers: res.headers, events, comments, raw, body }
   }
   const parser = createParser({
@@ -63,7 +72,9 @@ export async function readSse(res: Response, onEvent?: (event: SseEvent) => void
       events.push(event)
       onEvent?.(event)
     },
-    onComment(comment: string) { comments.push(comment.trim()) }
+    onComment(comment: string) {
+      comments.push(comment.trim())
+    }
   })
   const decoder = new TextDecoder()
   try {
@@ -78,5 +89,9 @@ export async function readSse(res: Response, onEvent?: (event: SseEvent) => void
   return { status: res.status, headers: res.headers, events, comments, raw, body: undefined }
 }
 
-export const replyText = (r: ChatResult) => r.events.filter((e) => e.event === 'chunk').map((e) => e.json.text).join('')
+export const replyText = (r: ChatResult) =>
+  r.events
+    .filter((e) => e.event === 'chunk')
+    .map((e) => e.json.text)
+    .join('')
 export const terminal = (r: ChatResult) => r.events.filter((e) => e.event === 'done' || e.event === 'error')

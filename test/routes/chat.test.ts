@@ -4,8 +4,12 @@ import { startGateway, until, type TestGateway } from '../helpers/gateway.js'
 
 let gw: TestGateway
 // No upstream retries here: every upstream failure must reach the client as its own error event.
-beforeAll(async () => { gw = await startGateway({ UPSTREAM_RETRIES: '0', STREAM_TTFT_TIMEOUT_MS: '1500', STREAM_IDLE_TIMEOUT_MS: '400' }) })
-afterAll(async () => { await gw?.close() })
+beforeAll(async () => {
+  gw = await startGateway({ UPSTREAM_RETRIES: '0', STREAM_TTFT_TIMEOUT_MS: '1500', STREAM_IDLE_TIMEOUT_MS: '400' })
+})
+afterAll(async () => {
+  await gw?.close()
+})
 
 const chat = (body: unknown, opts?: Parameters<typeof postChat>[2]) => postChat(gw.url, body, opts)
 
@@ -84,7 +88,10 @@ describe('sessions', () => {
     // The session holds exactly the completed turn: stateless mode with that history gives the same reply.
     const stateless = await chat({
       message: 'follow up [[sim:tokens=8]]',
-      history: [{ role: 'user', text: 'first question [[sim:tokens=8]]' }, { role: 'model', text: replyText(first) }]
+      history: [
+        { role: 'user', text: 'first question [[sim:tokens=8]]' },
+        { role: 'model', text: replyText(first) }
+      ]
     })
     expect(stateless.events[0]!.json.sessionId).toBeNull()
     expect(replyText(stateless)).toBe(replyText(second))
@@ -98,7 +105,10 @@ describe('sessions', () => {
     const next = await chat({ message: 'next [[sim:tokens=6]]', sessionId })
     const expected = await chat({
       message: 'next [[sim:tokens=6]]',
-      history: [{ role: 'user', text: 'opening [[sim:tokens=6]]' }, { role: 'model', text: replyText(first) }]
+      history: [
+        { role: 'user', text: 'opening [[sim:tokens=6]]' },
+        { role: 'model', text: replyText(first) }
+      ]
     })
     expect(replyText(next)).toBe(replyText(expected))
   })
@@ -107,8 +117,17 @@ describe('sessions', () => {
     const first = await chat({ message: 'hi [[sim:tokens=2]]' })
     const sessionId = first.events[0]!.json.sessionId
     let release!: () => void
-    const started = new Promise<void>((resolve) => { release = resolve })
-    const slow = chat({ message: 'slow [[sim:tokens=3, delay=150]]', sessionId }, { onEvent: (e) => { if (e.event === 'chunk') release() } })
+    const started = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    const slow = chat(
+      { message: 'slow [[sim:tokens=3, delay=150]]', sessionId },
+      {
+        onEvent: (e) => {
+          if (e.event === 'chunk') release()
+        }
+      }
+    )
     await started
     const busy = await chat({ message: 'again', sessionId })
     expect(busy.status).toBe(409)
@@ -182,10 +201,15 @@ describe('upstream failures become precise error events', () => {
 test('a client that disconnects cancels the upstream call', async () => {
   const before = gw.sim.stats()
   const controller = new AbortController()
-  const r = await chat({ message: 'long story [[sim:tokens=200, delay=20]]' }, {
-    signal: controller.signal,
-    onEvent: (e) => { if (e.event === 'chunk' && e.id === '3') controller.abort() }
-  })
+  const r = await chat(
+    { message: 'long story [[sim:tokens=200, delay=20]]' },
+    {
+      signal: controller.signal,
+      onEvent: (e) => {
+        if (e.event === 'chunk' && e.id === '3') controller.abort()
+      }
+    }
+  )
   expect(r.events.filter((e) => e.event === 'chunk').length).toBeLessThan(200)
   await until(() => gw.sim.stats().active === before.active, 'the simulator to see the upstream stream end')
   // Ended by an abort, not run to its end for nobody.

@@ -4,8 +4,12 @@ import { postChat } from '../helpers/sse.js'
 import { startGateway, type TestGateway } from '../helpers/gateway.js'
 
 let gw: TestGateway
-beforeAll(async () => { gw = await startGateway({ UPSTREAM_RETRIES: '0', POOL_MIN_THREADS: '2' }) })
-afterAll(async () => { await gw?.close() })
+beforeAll(async () => {
+  gw = await startGateway({ UPSTREAM_RETRIES: '0', POOL_MIN_THREADS: '2' })
+})
+afterAll(async () => {
+  await gw?.close()
+})
 
 async function scrape(): Promise<Map<string, number>> {
   const res = await fetch(`${gw.url}/metrics`)
@@ -31,9 +35,19 @@ test('metrics move with the streams: active while open, outcomes, tokens, histog
   const before = await scrape()
   let midStream: Map<string, number> | undefined
   let sawChunk!: () => void
-  const chunked = new Promise<void>((resolve) => { sawChunk = resolve })
+  const chunked = new Promise<void>((resolve) => {
+    sawChunk = resolve
+  })
   const running = Promise.all([
-    postChat(gw.url, { message: 'slow one [[sim:tokens=6, delay=120]]' }, { onEvent: (e) => { if (e.event === 'chunk') sawChunk() } }),
+    postChat(
+      gw.url,
+      { message: 'slow one [[sim:tokens=6, delay=120]]' },
+      {
+        onEvent: (e) => {
+          if (e.event === 'chunk') sawChunk()
+        }
+      }
+    ),
     postChat(gw.url, { message: 'slow two [[sim:tokens=6, delay=120]]' })
   ])
   await chunked
@@ -46,8 +60,14 @@ test('metrics move with the streams: active while open, outcomes, tokens, histog
   const after = await scrape()
   expect(value(after, 'gateway_active_streams')).toBe(0)
   expect(value(after, 'gateway_streams_total{outcome="done"}') - value(before, 'gateway_streams_total{outcome="done"}')).toBe(2)
-  expect(value(after, 'gateway_streams_total{outcome="upstream_unavailable"}') - value(before, 'gateway_streams_total{outcome="upstream_unavailable"}')).toBe(1)
-  expect(value(after, 'gateway_upstream_errors_total{code="upstream_unavailable"}') - value(before, 'gateway_upstream_errors_total{code="upstream_unavailable"}')).toBe(1)
+  expect(
+    value(after, 'gateway_streams_total{outcome="upstream_unavailable"}') -
+      value(before, 'gateway_streams_total{outcome="upstream_unavailable"}')
+  ).toBe(1)
+  expect(
+    value(after, 'gateway_upstream_errors_total{code="upstream_unavailable"}') -
+      value(before, 'gateway_upstream_errors_total{code="upstream_unavailable"}')
+  ).toBe(1)
   expect(value(after, 'gateway_tokens_total{direction="out"}') - value(before, 'gateway_tokens_total{direction="out"}')).toBe(12)
   expect(value(after, 'gateway_tokens_total{direction="in"}')).toBeGreaterThan(value(before, 'gateway_tokens_total{direction="in"}'))
   expect(value(after, 'gateway_time_to_first_chunk_seconds_count') - value(before, 'gateway_time_to_first_chunk_seconds_count')).toBe(2)
@@ -65,7 +85,7 @@ test('refusals are counted by code', async () => {
 })
 
 test('/openapi.json describes the chat route from the schema it validates with; /docs serves a page', async () => {
-  const doc = await (await fetch(`${gw.url}/openapi.json`)).json() as any
+  const doc = (await (await fetch(`${gw.url}/openapi.json`)).json()) as any
   expect(doc.openapi).toBe('3.1.0')
   const chat = doc.paths['/api/chat'].post
   const schema = chat.requestBody.content['application/json'].schema
@@ -79,4 +99,3 @@ test('/openapi.json describes the chat route from the schema it validates with; 
   expect(page.status).toBe(200)
   expect(await page.text()).toMatch(/swagger/i)
 })
-

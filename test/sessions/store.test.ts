@@ -25,7 +25,9 @@ function memoryStores(): Stores {
   const store = new MemorySessionStore(TTL_MS, 1_000, MAX_TURNS, () => now)
   return {
     replica: () => store,
-    advance: async (ms) => { now += ms },
+    advance: async (ms) => {
+      now += ms
+    },
     close: async () => {}
   }
 }
@@ -58,8 +60,12 @@ async function redisStores(): Promise<Stores> {
 /** The tests both stores pass; returns how to get a replica's store, for a store's own tests. */
 function contract(make: () => Stores | Promise<Stores>): () => SessionStore {
   let stores: Stores
-  beforeAll(async () => { stores = await make() })
-  afterAll(async () => { await stores?.close() })
+  beforeAll(async () => {
+    stores = await make()
+  })
+  afterAll(async () => {
+    await stores?.close()
+  })
   const replica = () => stores.replica()
 
   test('a new session is locked for its first turn; commit appends the turn and unlocks', async () => {
@@ -68,7 +74,10 @@ function contract(make: () => Stores | Promise<Stores>): () => SessionStore {
     await expect(replica().begin(id)).rejects.toMatchObject({ code: 'session_busy' })
     await a.commit(id, 'hello', 'hi there')
     const b = replica()
-    expect(await b.begin(id)).toEqual([{ role: 'user', text: 'hello' }, { role: 'model', text: 'hi there' }])
+    expect(await b.begin(id)).toEqual([
+      { role: 'user', text: 'hello' },
+      { role: 'model', text: 'hi there' }
+    ])
     await b.release(id)
   })
 
@@ -80,7 +89,10 @@ function contract(make: () => Stores | Promise<Stores>): () => SessionStore {
     expect(await a.begin(id)).toHaveLength(2)
     await expect(b.begin(id)).rejects.toMatchObject({ code: 'session_busy', statusCode: 409 })
     await a.release(id)
-    expect(await b.begin(id)).toEqual([{ role: 'user', text: 'one' }, { role: 'model', text: 'reply one' }])
+    expect(await b.begin(id)).toEqual([
+      { role: 'user', text: 'one' },
+      { role: 'model', text: 'reply one' }
+    ])
     await b.release(id)
   })
 
@@ -113,7 +125,9 @@ function contract(make: () => Stores | Promise<Stores>): () => SessionStore {
   return replica
 }
 
-describe('memory store', () => { contract(memoryStores) })
+describe('memory store', () => {
+  contract(memoryStores)
+})
 
 describe.skipIf(lacks('the Redis session store', 'redis-server'))('redis store', () => {
   const replica = contract(redisStores)

@@ -26,8 +26,7 @@ async function start(options: StartSimulatorOptions = {}): Promise<Simulator> {
   return sim
 }
 
-const client = (sim: Simulator) =>
-  new GoogleGenAI({ apiKey: 'test', httpOptions: { baseUrl: sim.url, apiVersion: 'v1beta' } })
+const client = (sim: Simulator) => new GoogleGenAI({ apiKey: 'test', httpOptions: { baseUrl: sim.url, apiVersion: 'v1beta' } })
 
 async function stream(sim: Simulator, contents: ContentListUnion, config?: GenerateContentConfig) {
   return client(sim).models.generateContentStream({ model: MODEL, contents, ...(config && { config }) })
@@ -205,7 +204,11 @@ describe('directives', () => {
       block: true,
       safety: true
     })
-    expect(parseDirectives('[[sim:fail-after=2,drop-after=3,retry-delay=1500]]')).toEqual({ failAfter: 2, dropAfter: 3, retryDelayMs: 1500 })
+    expect(parseDirectives('[[sim:fail-after=2,drop-after=3,retry-delay=1500]]')).toEqual({
+      failAfter: 2,
+      dropAfter: 3,
+      retryDelayMs: 1500
+    })
     expect(parseDirectives('[sim:tokens=5] [[SIM:tokens=5]] plain text')).toEqual({})
   })
 
@@ -236,7 +239,9 @@ describe('directives', () => {
     expect(body).toMatchObject({ code: 429, status: 'RESOURCE_EXHAUSTED' })
     const types = body.details!.map((d) => d['@type'])
     expect(types.indexOf('type.googleapis.com/google.rpc.QuotaFailure')).toBeGreaterThanOrEqual(0)
-    expect(types.indexOf('type.googleapis.com/google.rpc.QuotaFailure')).toBeLessThan(types.indexOf('type.googleapis.com/google.rpc.RetryInfo'))
+    expect(types.indexOf('type.googleapis.com/google.rpc.QuotaFailure')).toBeLessThan(
+      types.indexOf('type.googleapis.com/google.rpc.RetryInfo')
+    )
     expect(body.details!.find((d) => d['@type'] === 'type.googleapis.com/google.rpc.RetryInfo')!.retryDelay).toBe('26s')
   })
 

@@ -17,10 +17,31 @@ import { delimiter, join } from 'node:path'
 
 /** @type {readonly SystemDep[]} */
 export const SYSTEM_DEPS = Object.freeze([
-  { name: 'redis-server', env: 'REDIS_SERVER_PATH', commands: ['redis-server'], apt: 'redis-server', brew: 'redis', usedBy: 'sessions, quota, resume and topology' },
+  {
+    name: 'redis-server',
+    env: 'REDIS_SERVER_PATH',
+    commands: ['redis-server'],
+    apt: 'redis-server',
+    brew: 'redis',
+    usedBy: 'sessions, quota, resume and topology'
+  },
   { name: 'nginx', env: 'NGINX_PATH', commands: ['nginx'], apt: 'nginx', brew: 'nginx', usedBy: 'topology' },
-  { name: 'chromium', env: 'CHROMIUM_PATH', commands: ['chromium', 'chromium-browser', 'google-chrome-stable', 'google-chrome'], apt: 'chromium', brew: '--cask chromium', usedBy: 'browser' },
-  { name: 'docker-compose', env: 'DOCKER_COMPOSE_PATH', commands: ['docker-compose'], apt: 'docker-compose', brew: 'docker-compose', usedBy: 'topology (compose file)' }
+  {
+    name: 'chromium',
+    env: 'CHROMIUM_PATH',
+    commands: ['chromium', 'chromium-browser', 'google-chrome-stable', 'google-chrome'],
+    apt: 'chromium',
+    brew: '--cask chromium',
+    usedBy: 'browser'
+  },
+  {
+    name: 'docker-compose',
+    env: 'DOCKER_COMPOSE_PATH',
+    commands: ['docker-compose'],
+    apt: 'docker-compose',
+    brew: 'docker-compose',
+    usedBy: 'topology (compose file)'
+  }
 ])
 
 /** @param {string} path */
@@ -73,7 +94,9 @@ export function installHint(missing) {
   const apt = missing.map((d) => d.apt).join(' ')
   const brew = missing.filter((d) => !d.brew.startsWith('--cask')).map((d) => d.brew)
   const casks = missing.filter((d) => d.brew.startsWith('--cask')).map((d) => d.brew.slice('--cask '.length))
-  const brewCommands = [brew.length ? `brew install ${brew.join(' ')}` : '', casks.length ? `brew install --cask ${casks.join(' ')}` : ''].filter(Boolean).join(' && ')
+  const brewCommands = [brew.length ? `brew install ${brew.join(' ')}` : '', casks.length ? `brew install --cask ${casks.join(' ')}` : '']
+    .filter(Boolean)
+    .join(' && ')
   const overrides = missing.map((d) => d.env).join(', ')
   return `missing ${names} (looked in ${overrides} and on PATH); install with: sudo apt-get install -y ${apt} (Debian/Ubuntu) or: ${brewCommands} (macOS)`
 }

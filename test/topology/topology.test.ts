@@ -22,20 +22,37 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const LOAD_PROMPT = 'under load [[sim:tokens=40, delay=25]]'
 
 /** A POST that survives its connection being cut: every event seen, and how the body ended. */
-interface Outcome { events: SseEvent[]; status: number; cut: boolean; error?: string }
+interface Outcome {
+  events: SseEvent[]
+  status: number
+  cut: boolean
+  error?: string
+}
 async function stream(base: string, body: unknown, onEvent?: (e: SseEvent) => void): Promise<Outcome> {
   const events: SseEvent[] = []
   let status = 0
   try {
-    const res = await fetch(`${base}/api/chat`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(15_000) })
+    const res = await fetch(`${base}/api/chat`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(15_000)
+    })
     status = res.status
-    await readSse(res, (e) => { events.push(e); onEvent?.(e) })
+    await readSse(res, (e) => {
+      events.push(e)
+      onEvent?.(e)
+    })
     return { events, status, cut: false }
   } catch (err) {
     return { events, status, cut: true, error: String((err as Error).cause ?? err) }
   }
 }
-const text = (events: SseEvent[]) => events.filter((e) => e.event === 'chunk').map((e) => e.json.text).join('')
+const text = (events: SseEvent[]) =>
+  events
+    .filter((e) => e.event === 'chunk')
+    .map((e) => e.json.text)
+    .join('')
 const chunkIds = (events: SseEvent[]) => events.filter((e) => e.event === 'chunk').map((e) => Number(e.id))
 const terminals = (events: SseEvent[]) => events.filter((e) => e.event === 'done' || e.event === 'error')
 
@@ -46,10 +63,12 @@ async function startReplicas(n: number, env: Record<string, string>): Promise<Ch
   return started
 }
 async function killAll(children: ChildGateway[]): Promise<void> {
-  await Promise.all(children.map(async (c) => {
-    if (c.child.exitCode === null && c.child.signalCode === null) c.child.kill('SIGKILL')
-    await Promise.race([c.exited, new Promise((r) => setTimeout(r, 5_000))])
-  }))
+  await Promise.all(
+    children.map(async (c) => {
+      if (c.child.exitCode === null && c.child.signalCode === null) c.child.kill('SIGKILL')
+      await Promise.race([c.exited, new Promise((r) => setTimeout(r, 5_000))])
+    })
+  )
 }
 const baseEnv = (sim: Simulator, redis: TestRedis): Record<string, string> => ({
   GEMINI_API_KEY: 'test',
@@ -61,7 +80,12 @@ const baseEnv = (sim: Simulator, redis: TestRedis): Record<string, string> => ({
   POOL_MAX_THREADS: '1'
 })
 
-interface Topology { redis: TestRedis; sim: Simulator; replicas: ChildGateway[]; nginx: TestNginx }
+interface Topology {
+  redis: TestRedis
+  sim: Simulator
+  replicas: ChildGateway[]
+  nginx: TestNginx
+}
 
 /** Redis, one simulator (so upstream requests can be counted), three replicas and nginx in front. */
 async function startTopology(simDelayMs: number, env: Record<string, string>): Promise<Topology> {
@@ -81,10 +105,19 @@ async function stopTopology(t: Partial<Topology>): Promise<void> {
 
 describe('deploy files validate', () => {
   test.skipIf(lacks('the compose file check', 'docker-compose'))('docker-compose config -q accepts docker-compose.yml', () => {
-    const r = spawnSync(executable('docker-compose'), ['-f', 'docker-compose.yml', 'config', '-q'], { cwd: ROOT, encoding: 'utf8', timeout: 15_000, env: { ...process.env, GEMINI_API_KEY: '' } })
+    const r = spawnSync(executable('docker-compose'), ['-f', 'docker-compose.yml', 'config', '-q'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 15_000,
+      env: { ...process.env, GEMINI_API_KEY: '' }
+    })
     expect(r.stderr + r.stdout).toBe('')
     expect(r.status).toBe(0)
-    const services = spawnSync(executable('docker-compose'), ['-f', 'docker-compose.yml', 'config', '--services'], { cwd: ROOT, encoding: 'utf8', timeout: 15_000 })
+    const services = spawnSync(executable('docker-compose'), ['-f', 'docker-compose.yml', 'config', '--services'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 15_000
+    })
     expect(services.stdout.trim().split('\n').sort()).toEqual(['gateway', 'nginx', 'redis'])
   })
 
@@ -100,7 +133,15 @@ describe('deploy files validate', () => {
       const rendered = renderNginxConf(['127.0.0.1:3001'])
       expect(rendered).toMatch(/^\s*server 127\.0\.0\.1:3001 max_fails=2 fail_timeout=5s;/m)
       expect(rendered).toMatch(/^\s*listen 8080;/m)
-      for (const directive of ['least_conn;', 'proxy_buffering off;', 'proxy_cache off;', 'proxy_http_version 1.1;', 'proxy_read_timeout 3600s;', 'proxy_next_upstream error timeout;', 'client_max_body_size 1m;']) {
+      for (const directive of [
+        'least_conn;',
+        'proxy_buffering off;',
+        'proxy_cache off;',
+        'proxy_http_version 1.1;',
+        'proxy_read_timeout 3600s;',
+        'proxy_next_upstream error timeout;',
+        'client_max_body_size 1m;'
+      ]) {
         expect(rendered).toContain(directive)
       }
       expect(rendered).not.toMatch(/^\s*proxy_next_upstream\s[^;#]*non_idempotent/m) // POSTs are never retried once sent
@@ -132,17 +173,26 @@ describe.skipIf(lacks('the topology suite', 'redis-server', 'nginx'))('three rep
     const sessionId = first.events[0]!.json.sessionId as string
     const second = await postChat(b.url, { message: 'second turn [[sim:tokens=6, delay=0]]', sessionId })
     expect(terminal(second).map((e) => e.event)).toEqual(['done'])
-    const history = [{ role: 'user', text: 'first turn [[sim:tokens=6, delay=0]]' }, { role: 'model', text: replyText(first) }]
+    const history = [
+      { role: 'user', text: 'first turn [[sim:tokens=6, delay=0]]' },
+      { role: 'model', text: replyText(first) }
+    ]
     const stateless = await postChat(c.url, { message: 'second turn [[sim:tokens=6, delay=0]]', history })
     expect(replyText(second)).toBe(replyText(stateless))
     // And a third turn through nginx (any replica) sees both.
     const third = await postChat(nginx.url, { message: 'third turn [[sim:tokens=6, delay=0]]', sessionId })
-    const history3 = [...history, { role: 'user', text: 'second turn [[sim:tokens=6, delay=0]]' }, { role: 'model', text: replyText(second) }]
+    const history3 = [
+      ...history,
+      { role: 'user', text: 'second turn [[sim:tokens=6, delay=0]]' },
+      { role: 'model', text: replyText(second) }
+    ]
     expect(replyText(third)).toBe(replyText(await postChat(c.url, { message: 'third turn [[sim:tokens=6, delay=0]]', history: history3 })))
   })
 
   test('nginx spreads concurrent streams over the replicas (least_conn), SSE intact', async () => {
-    const results = await Promise.all(Array.from({ length: 9 }, () => postChat(nginx.url, { message: 'spread [[sim:tokens=10, delay=20]]', history: [] })))
+    const results = await Promise.all(
+      Array.from({ length: 9 }, () => postChat(nginx.url, { message: 'spread [[sim:tokens=10, delay=20]]', history: [] }))
+    )
     for (const r of results) {
       expect(r.headers.get('content-type')).toMatch(/^text\/event-stream/)
       expect(terminal(r).map((e) => e.event)).toEqual(['done'])
@@ -156,9 +206,18 @@ describe.skipIf(lacks('the topology suite', 'redis-server', 'nginx'))('three rep
     const simBefore = sim.stats().requests
     // 30 concurrent streams of 40 chunks, 25 ms apart: 6 straight to the victim (so we know they were
     // there), 4 straight to each survivor, 16 through nginx (spread over all three).
-    const targets = [...Array(6).fill(victim.url), ...Array(4).fill(a.url), ...Array(4).fill(b.url), ...Array(16).fill(nginx.url)] as string[]
+    const targets = [
+      ...Array(6).fill(victim.url),
+      ...Array(4).fill(a.url),
+      ...Array(4).fill(b.url),
+      ...Array(16).fill(nginx.url)
+    ] as string[]
     const seen = targets.map(() => 0)
-    const runs = targets.map((url, i) => stream(url, { message: LOAD_PROMPT, history: [] }, (e) => { if (e.event === 'chunk') seen[i] = Number(e.id) }))
+    const runs = targets.map((url, i) =>
+      stream(url, { message: LOAD_PROMPT, history: [] }, (e) => {
+        if (e.event === 'chunk') seen[i] = Number(e.id)
+      })
+    )
     await until(() => seen.every((n) => n >= 8), 'every stream to be under way')
     victim.child.kill('SIGKILL')
     await Promise.race([victim.exited, new Promise((r) => setTimeout(r, 5_000))])
@@ -181,10 +240,23 @@ describe.skipIf(lacks('the topology suite', 'redis-server', 'nginx'))('three rep
     }
     // Through nginx: every stream either completed intact on a survivor (its "chat turn" log line names
     // it), or was cut (without `done`) because it was on the victim (no survivor logged it).
-    const loggedBy = (c: ChildGateway) => new Set(c.lines.flatMap((l) => { try { const j = JSON.parse(l); return j.msg === 'chat turn' ? [j.requestId as string] : [] } catch { return [] } }))
+    const loggedBy = (c: ChildGateway) =>
+      new Set(
+        c.lines.flatMap((l) => {
+          try {
+            const j = JSON.parse(l)
+            return j.msg === 'chat turn' ? [j.requestId as string] : []
+          } catch {
+            return []
+          }
+        })
+      )
     const idOf = (o: Outcome) => o.events[0]!.json.requestId as string
     const completed = viaNginx.filter((o) => !o.cut)
-    await until(() => { const logged = new Set([...loggedBy(a), ...loggedBy(b)]); return completed.every((o) => logged.has(idOf(o))) }, 'the survivors to log their turns')
+    await until(() => {
+      const logged = new Set([...loggedBy(a), ...loggedBy(b)])
+      return completed.every((o) => logged.has(idOf(o)))
+    }, 'the survivors to log their turns')
     const servedBySurvivors = new Set([...loggedBy(a), ...loggedBy(b)])
     for (const o of completed) {
       expect(text(o.events)).toBe(reference)
@@ -200,7 +272,9 @@ describe.skipIf(lacks('the topology suite', 'redis-server', 'nginx'))('three rep
     expect(cutViaNginx.length).toBeLessThan(16) // least_conn put most of them on the survivors (the victim already held 6)
 
     // New requests through nginx succeed: the dead replica refuses connections, nginx retries elsewhere.
-    const after = await Promise.all(Array.from({ length: 6 }, () => postChat(nginx.url, { message: 'after the kill [[sim:tokens=5, delay=0]]', history: [] })))
+    const after = await Promise.all(
+      Array.from({ length: 6 }, () => postChat(nginx.url, { message: 'after the kill [[sim:tokens=5, delay=0]]', history: [] }))
+    )
     for (const r of after) {
       expect(r.status).toBe(200)
       expect(terminal(r).map((e) => e.event)).toEqual(['done'])
