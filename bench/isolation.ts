@@ -47,7 +47,7 @@ interface SettingResult {
 async function injectFaults(client: SseClient, durationMs: number, out: StreamRecord[]): Promise<void> {
   const pending: Array<Promise<void>> = []
   for (let n = 0, at = RAMP_MS; at < durationMs; n++, at += 1_000) {
-    const kind = KINDS[n % KINDS.length]!
+    const kind = KINDS[n % KINDS.length] ?? 'throw'
     pending.push(
       new Promise<void>((resolve) => setTimeout(resolve, at)).then(async () => {
         out.push(await client.stream({ body: chatBody('gateway', `[[chaos:${kind}]] fault ${n}`), tag: kind }))
@@ -67,7 +67,7 @@ async function runSetting(setting: Setting, streams: number, durationSec: number
     POOL_MAX_QUEUE: String(streams * 4)
   }
   return withStack(SIM, env, async (stack) => {
-    const gateway = stack.gateway!
+    const { gateway } = stack
     await settle(gateway.child.pid, 120_000)
     const client = new SseClient(gateway.url, 'gateway', streams + 64, { timeoutMs: 60_000, keepText: true })
     try {
@@ -101,7 +101,12 @@ async function runSetting(setting: Setting, streams: number, durationSec: number
       const faultLog = lines
         .filter((l) => l.msg?.startsWith('worker'))
         .slice(0, 5_000)
-        .map((l): [number, string, string | undefined, number | undefined] => [Math.round((l.time ?? 0) - t0), l.msg!, l.cause, l.threadId])
+        .map((l): [number, string, string | undefined, number | undefined] => [
+          Math.round((l.time ?? 0) - t0),
+          l.msg ?? '',
+          l.cause,
+          l.threadId
+        ])
       return {
         setting,
         measured,

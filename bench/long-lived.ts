@@ -35,7 +35,7 @@ await runMain(async () => {
   const report = new Report('long-lived', `bench:long: ${streams} concurrent 60 s streams through the pool gateway`)
 
   await withStack(SIM, gatewayEnv, async (stack) => {
-    const gateway = stack.gateway!
+    const { gateway } = stack
     await settle(gateway.child.pid)
     const client = new SseClient(gateway.url, 'gateway', streams + 16, { timeoutMs: STREAM_MS + 60_000 })
     const progress = setInterval(() => {

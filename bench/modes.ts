@@ -187,8 +187,11 @@ function tables(scenario: Scenario, rows: Row[], threads: number): string {
     `#### ${scenario.name}: ${CHUNKS} chunks, SIM_TTFT_MS=${sim.SIM_TTFT_MS}, SIM_DELAY_MS=${sim.SIM_DELAY_MS}, ` +
     `${scenario.concurrency} ${scenario.client === 'autocannon' ? 'autocannon connections' : 'concurrent streams (undici SSE client)'}, ${scenario.durationSec} s per mode` +
     `${scenario.rampMs ? ` (ramp ${scenario.rampMs / 1000} s, not measured)` : ''}; pool = ${poolKnobs.POOL_MAX_THREADS} threads × ${poolKnobs.POOL_TASKS_PER_WORKER} tasks, queue ${poolKnobs.POOL_MAX_QUEUE}`
-  const added = (r: Row, p: 'ttftP50' | 'ttftP99') =>
-    r.mode === 'direct' || direct?.[p] === undefined || r[p] === undefined ? undefined : r[p]! - direct[p]!
+  const added = (r: Row, p: 'ttftP50' | 'ttftP99') => {
+    const base = direct?.[p]
+    const own = r[p]
+    return r.mode === 'direct' || base === undefined || own === undefined ? undefined : own - base
+  }
   const perf = markdownTable(
     ['mode', 'req/s', 'chunks/s', 'end of stream p50 / p99 ms', 'TTFT p50 / p99 ms', 'gateway-added TTFT p50 / p99 ms (vs direct)'],
     rows.map((r) => [
@@ -216,9 +219,10 @@ function tables(scenario: Scenario, rows: Row[], threads: number): string {
   )
   const ratios = markdownTable(
     ['ratio', 'req/s', 'end-of-stream p99', 'TTFT p99'],
-    RATIOS.filter(([a, b]) => row(a) && row(b)).map(([a, b]) => {
-      const [x, y] = [row(a)!, row(b)!]
-      return [`${a} / ${b}`, times(ratio(x.reqPerSec, y.reqPerSec)), times(ratio(x.endP99, y.endP99)), times(ratio(x.ttftP99, y.ttftP99))]
+    RATIOS.flatMap(([a, b]) => {
+      const [x, y] = [row(a), row(b)]
+      if (!x || !y) return []
+      return [[`${a} / ${b}`, times(ratio(x.reqPerSec, y.reqPerSec)), times(ratio(x.endP99, y.endP99)), times(ratio(x.ttftP99, y.ttftP99))]]
     })
   )
   const note =

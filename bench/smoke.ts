@@ -19,7 +19,7 @@ await runMain(async () => {
   const connections = args.num('connections', 32)
   const report = new Report('smoke', 'bench:smoke: autocannon → gateway (pool) → simulator')
   await withStack(SIM, { POOL_MODE: 'pool' }, async (stack) => {
-    const gateway = stack.gateway!
+    const { gateway } = stack
     await settle(gateway.child.pid)
     const m = await measure(stack, () =>
       cannon({ url: `${gateway.url}/api/chat`, connections, durationSec, body: chatBody('gateway', 'Smoke test: tell me about tides') })

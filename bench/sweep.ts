@@ -34,7 +34,7 @@ async function runCell(threads: number, tasks: number, concurrency: number, dura
     POOL_MAX_QUEUE: String(concurrency * 4)
   }
   return withStack(SIM, env, async (stack) => {
-    const gateway = stack.gateway!
+    const { gateway } = stack
     const client = new SseClient(gateway.url, 'gateway', concurrency + 32, { timeoutMs: 60_000 })
     try {
       await warmup(client, chatBody('gateway', 'warm-up'), Math.min(64, 2 * threads * tasks))

@@ -150,15 +150,16 @@ export class ConfigError extends Error {
 interface AjvError {
   instancePath: string
   message?: string
-  params: Record<string, unknown>
+  params: { missingProperty?: string } & Record<string, unknown>
   keyword: string
 }
 
 function describe(err: AjvError, source: Record<string, string | undefined>): string {
-  const name = err.instancePath.replace(/^\//, '') || String(err.params.missingProperty ?? '')
+  const name = err.instancePath.replace(/^\//, '') || (err.params.missingProperty ?? '')
   const schema = (envProperties as Record<string, TSchema>)[name]
-  const allowed = schema?.anyOf
-    ? `one of ${schema.anyOf.map((s: TSchema) => s.const).join(', ')}`
+  const options = schema?.anyOf as TSchema[] | undefined
+  const allowed = options
+    ? `one of ${options.map((s) => String(s.const)).join(', ')}`
     : [
         schema?.minimum !== undefined && `>= ${schema.minimum}`,
         schema?.maximum !== undefined && `<= ${schema.maximum}`,
@@ -180,7 +181,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   }
   let env: Env
   try {
-    env = envSchema<Env>({ schema: EnvSchema, data: picked, env: false, ajv: { customOptions: (ajv) => ajv } }) as Env
+    env = envSchema<Env>({ schema: EnvSchema, data: picked, env: false, ajv: { customOptions: (ajv) => ajv } })
   } catch (err) {
     const first = (err as { errors?: AjvError[] }).errors?.[0]
     throw new ConfigError(first ? describe(first, source) : (err as Error).message)

@@ -17,6 +17,7 @@ export function installErrorHandler(fastify: FastifyInstance, onRefused: (code: 
   fastify.setErrorHandler((err: FastifyError | GatewayError, request, reply) => {
     let code: ErrorCode
     let message: string
+    const fastifyCode = fastifyCodes[err.code]
     if (err instanceof GatewayError) {
       code = err.code
       message = err.message
@@ -24,8 +25,8 @@ export function installErrorHandler(fastify: FastifyInstance, onRefused: (code: 
     } else if (err.validation) {
       code = 'bad_request'
       message = describeValidation(err)
-    } else if (err.code && fastifyCodes[err.code]) {
-      code = fastifyCodes[err.code]!
+    } else if (fastifyCode) {
+      code = fastifyCode
       message = code === 'bad_request' ? err.message : errorCodes[code].message
     } else if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
       code = 'bad_request'

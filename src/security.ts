@@ -43,7 +43,7 @@ export async function installSecurity(fastify: FastifyInstance, config: Config, 
   fastify.addHook('onRequest', async (request: FastifyRequest) => {
     const presented = /^Bearer (\S+)$/i.exec(request.headers.authorization ?? '')?.[1]
     request.clientKey = presented && keys.length > 0 ? `key:${digest(presented).toString('hex').slice(0, 16)}` : `ip:${request.ip}`
-    if (keys.length === 0 || !protectedPath(request.url.split('?')[0]!)) return
+    if (keys.length === 0 || !protectedPath(request.url.split('?', 1)[0] ?? '')) return
     if (!presented || !knownKey(keys, digest(presented))) throw new GatewayError('unauthorized')
   })
 

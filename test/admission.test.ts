@@ -47,7 +47,7 @@ test('a reader that stops reading is cut off with client_too_slow and its upstre
     upstreamClosed = resolve
   })
   const text = 'x'.repeat(64 * 1024)
-  const firehose = createServer((req, res) => {
+  const firehose = createServer((_req, res) => {
     res.writeHead(200, { 'content-type': 'text/event-stream' })
     const chunk = `data: ${JSON.stringify({ candidates: [{ content: { parts: [{ text }], role: 'model' }, index: 0 }] })}\r\n\r\n`
     const timer = setInterval(() => res.write(chunk), 5)

@@ -66,9 +66,9 @@ describe.each([1, 8])('POOL_TASKS_PER_WORKER=%i', (perWorker) => {
     const [culprit, ...others] = await Promise.all([postChat(g.url, { message: `[[chaos:${kind}]] please`, history: [] }), ...normal])
 
     // The faulted turn: retried once alone, faulted again, so it ends with exactly one error and no chunk.
-    expect(terminal(culprit!)).toHaveLength(1)
-    expect(culprit!.events.at(-1)!.json).toMatchObject({ code, retryable: true })
-    expect(culprit!.events.filter((e) => e.event === 'chunk')).toHaveLength(0)
+    expect(terminal(culprit)).toHaveLength(1)
+    expect(culprit.events.at(-1)!.json).toMatchObject({ code, retryable: true })
+    expect(culprit.events.filter((e) => e.event === 'chunk')).toHaveLength(0)
 
     const faulted = new Set(g.logs.filter((l) => l.msg === 'worker fault').map((l) => l.threadId))
     expect(faulted.size).toBeGreaterThanOrEqual(1)

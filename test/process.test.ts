@@ -65,7 +65,7 @@ test('a bad configuration value stops start-up with one line naming it', async (
     stdio: ['ignore', 'pipe', 'pipe']
   })
   let stderr = ''
-  child.stderr.on('data', (d) => {
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
     stderr += d
   })
   const [code] = await once(child, 'exit')

@@ -42,6 +42,9 @@ const shapes: Record<string, Shape> = {
   'a blocked prompt: 200 with promptFeedback and no candidates': {
     writes: [sse(JSON.stringify({ promptFeedback: { blockReason: 'SAFETY' } }))]
   },
+  'an event with an unknown field is no chunk': {
+    writes: [`foo: bar\r\n${sse(chunk('skip'))}`, `retry: 10\r\n${sse(chunk('skip'))}`, sse(last('kept'))]
+  },
   'an event: line makes the event no chunk': { writes: [`event: note\r\ndata: ${chunk('skip')}\r\n\r\n`, sse(last('kept'))] },
   'an error object sent as a chunk mid-stream (500)': {
     writes: [sse(chunk('a')), sse(JSON.stringify({ error: { code: 500, message: 'boom', status: 'INTERNAL' } }))]

@@ -15,7 +15,7 @@ export function injectChaos(userText: string): void {
       break
     case 'oom': {
       const hoard: number[][] = []
-      for (;;) hoard.push(new Array(1_000_000).fill(hoard.length))
+      for (;;) hoard.push(new Array<number>(1_000_000).fill(hoard.length))
     }
     case 'spin':
       for (;;);

@@ -86,8 +86,9 @@ export function createChatTask(settings: WorkerSettings): (task: ChatTask) => Pr
   return async function chatTask(task: ChatTask): Promise<void> {
     const stream = new Stream(task.port, task.openai)
     const controller = new AbortController()
-    task.port.on('message', (message: FrontMessage) => {
-      if (message.type === 'cancel') controller.abort('cancel' satisfies AbortReason)
+    // Cancel is the one message the front sends (FrontMessage).
+    task.port.on('message', (_message: FrontMessage) => {
+      controller.abort('cancel' satisfies AbortReason)
     })
     live.add(stream)
     stream.post({ type: 'start', threadId })

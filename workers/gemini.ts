@@ -77,14 +77,20 @@ export function createUpstream({
 /** Gemini's event stream as the SDK would read it: error chunks throw ApiError, a cut-off last event throws. */
 async function* readEvents(body: Dispatcher.ResponseData['body']): AsyncGenerator<UpstreamPiece> {
   const data: string[] = []
-  let tooLarge = false
+  // Like the SDK, an event with a field other than data (`event:`, `retry:`, an unknown one) is not a chunk.
+  let foreign = false
   const parser = createParser({
-    // Like the SDK, an event that names itself (`event:`) is not a chunk.
     onEvent: (event) => {
-      if (event.event === undefined) data.push(event.data)
+      if (event.event === undefined && !foreign) data.push(event.data)
+      foreign = false
     },
-    onError: () => {
-      tooLarge = true
+    onRetry: () => {
+      foreign = true
+    },
+    // Called inside feed(), so this throw ends the stream there.
+    onError: (error) => {
+      if (error.type === 'max-buffer-size-exceeded') throw new Error(`Upstream event larger than ${MAX_EVENT_CHARS} characters`)
+      foreign = true
     },
     maxBufferSize: MAX_EVENT_CHARS
   })
@@ -92,7 +98,6 @@ async function* readEvents(body: Dispatcher.ResponseData['body']): AsyncGenerato
   try {
     for await (const buffer of body.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
       parser.feed(decoder.write(buffer))
-      if (tooLarge) throw new Error(`Upstream event larger than ${MAX_EVENT_CHARS} characters`)
       for (const json of data) yield toPiece(parseChunk(json))
       data.length = 0
     }
@@ -107,7 +112,7 @@ async function* readEvents(body: Dispatcher.ResponseData['body']): AsyncGenerato
 }
 
 interface StreamChunk extends Pick<GenerateContentResponse, 'candidates' | 'usageMetadata' | 'promptFeedback'> {
-  error?: { code?: unknown; status?: unknown }
+  error?: { code?: unknown; status?: unknown } | null
 }
 
 /** An error object sent as a chunk throws the SDK's own ApiError, so it is classified like an HTTP error. */
@@ -162,7 +167,8 @@ const CONNECTION_CODES = new Set([
 export function classifyUpstreamError(err: unknown): UpstreamFailure {
   if (err instanceof ApiError) return classifyStatus(err.status, err.message)
   // undici.request fails with the socket's code; the SDK's fetch (UPSTREAM_READER=sdk) wraps it in a TypeError.
-  const code = (err as { code?: string })?.code ?? (err as { cause?: { code?: string } })?.cause?.code ?? ''
+  const failed = (err ?? {}) as { code?: string; cause?: { code?: string } }
+  const code = failed.code ?? failed.cause?.code ?? ''
   if (CONNECTION_CODES.has(code) || (err instanceof TypeError && (err.message === 'terminated' || err.message === 'fetch failed'))) {
     return {
       error: {

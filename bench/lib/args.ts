@@ -16,8 +16,8 @@ export function parseArgs(argv = process.argv.slice(2)): Args {
   const options = new Map<string, string>()
   const positional: string[] = []
   for (const arg of argv) {
-    const match = /^--([\w-]+)(?:=(.*))?$/.exec(arg)
-    if (match) options.set(match[1]!, match[2] ?? '')
+    const [, name, value = ''] = /^--([\w-]+)(?:=(.*))?$/.exec(arg) ?? []
+    if (name) options.set(name, value)
     else positional.push(arg)
   }
   const number = (name: string, raw: string) => {
@@ -30,15 +30,16 @@ export function parseArgs(argv = process.argv.slice(2)): Args {
   }
   return {
     positional,
-    num: (name, fallback) => (options.has(name) ? number(name, options.get(name)!) : fallback),
+    num: (name, fallback) => {
+      const raw = options.get(name)
+      return raw === undefined ? fallback : number(name, raw)
+    },
     list: (name, fallback) =>
-      options.has(name)
-        ? options
-            .get(name)!
-            .split(',')
-            .map((v) => number(name, v))
-        : fallback,
-    words: (name, fallback) => (options.has(name) ? options.get(name)!.split(',').filter(Boolean) : fallback),
+      options
+        .get(name)
+        ?.split(',')
+        .map((v) => number(name, v)) ?? fallback,
+    words: (name, fallback) => options.get(name)?.split(',').filter(Boolean) ?? fallback,
     has: (name) => options.has(name)
   }
 }

@@ -55,8 +55,8 @@ export function spawnNode(name: string, script: string, env: Record<string, stri
     else child.dropped++
     for (const listener of listeners) listener(line)
   }
-  createInterface({ input: proc.stdout! }).on('line', keep)
-  createInterface({ input: proc.stderr! }).on('line', keep)
+  createInterface({ input: proc.stdout }).on('line', keep)
+  createInterface({ input: proc.stderr }).on('line', keep)
   live.add(child)
   void child.exited.then(() => live.delete(child))
   return child

@@ -13,7 +13,7 @@ export async function tcpCounters(): Promise<TcpCounters> {
     const lines = (await readFile('/proc/net/netstat', 'utf8')).split('\n').filter((l) => l.startsWith('TcpExt:'))
     const names = lines[0]?.split(/\s+/).slice(1) ?? []
     const values = lines[1]?.split(/\s+/).slice(1).map(Number) ?? []
-    return Object.fromEntries(names.map((n, i) => [n, values[i] ?? 0]).filter(([n]) => WANTED.includes(n as string)))
+    return Object.fromEntries(names.map((n, i): [string, number] => [n, values[i] ?? 0]).filter(([n]) => WANTED.includes(n)))
   } catch {
     return {}
   }

@@ -21,8 +21,8 @@ function bucket(node: ProfileNode): string {
     if (functionName === '(program)') return '(program)'
     return `native ${functionName}`
   }
-  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)
-  if (pkg) return pkg[1]!
+  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)?.[1]
+  if (pkg) return pkg
   if (url.startsWith('node:')) {
     const parts = url.slice(5).split('/')
     // node:internal/deps/undici is the fetch() the SDK uses
@@ -52,7 +52,9 @@ export function summariseProfiles(dir: string, topN = 8): ThreadProfile[] {
       profile.samples.forEach((id, i) => {
         const dt = profile.timeDeltas[i] ?? 0
         wall += dt
-        const b = bucket(byId.get(id)!)
+        const node = byId.get(id)
+        if (!node) return
+        const b = bucket(node)
         self.set(b, (self.get(b) ?? 0) + dt)
       })
       const busy = wall - (self.get('idle') ?? 0)

@@ -34,8 +34,8 @@ export function eventLoopDelayP99Ms(samples: Samples): number | undefined {
 export function streamOutcomes(samples: Samples): Record<string, number> {
   const out: Record<string, number> = {}
   for (const [key, value] of samples) {
-    const match = /^gateway_streams_total\{outcome="([^"]+)"\}$/.exec(key)
-    if (match) out[match[1]!] = value
+    const outcome = /^gateway_streams_total\{outcome="([^"]+)"\}$/.exec(key)?.[1]
+    if (outcome) out[outcome] = value
   }
   return out
 }

@@ -75,7 +75,8 @@ export class Sampler {
   private async sample(first: boolean): Promise<void> {
     await Promise.all(
       Object.entries(this.pids).map(async ([name, pid]) => {
-        const t = this.tracks.get(name)!
+        const t = this.tracks.get(name)
+        if (!t) return
         let stat: pidusage.Status
         try {
           stat = await pidusage(pid)

@@ -21,8 +21,8 @@ export async function startSimulator(env: SimEnv): Promise<Service> {
   const child = spawnNode('simulator', SIMULATOR_JS, { PORT: '0', HOST: '127.0.0.1', SIM_TOKENS_PER_CHUNK: '1', ...env })
   const url = await new Promise<string>((resolve, reject) => {
     child.onLine((line) => {
-      const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(line)
-      if (match) resolve(match[1]!)
+      const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(line)?.[1]
+      if (url) resolve(url)
     })
     void child.exited.then((code) => reject(new Error(`simulator exited with ${code}: ${child.lines.join('\n')}`)))
   })
@@ -93,15 +93,28 @@ export function admitAll(
  */
 export async function withStack<T>(
   simEnv: SimEnv,
+  gatewayEnv: Record<string, string>,
+  fn: (stack: { simulator: Service; gateway: Service }) => Promise<T>,
+  gatewayNodeArgs?: string[]
+): Promise<T>
+export async function withStack<T>(
+  simEnv: SimEnv,
   gatewayEnv: Record<string, string> | null,
   fn: (stack: { simulator: Service; gateway: Service | undefined }) => Promise<T>,
+  gatewayNodeArgs?: string[]
+): Promise<T>
+export async function withStack<T>(
+  simEnv: SimEnv,
+  gatewayEnv: Record<string, string> | null,
+  fn: (stack: { simulator: Service; gateway: Service }) => Promise<T>,
   gatewayNodeArgs: string[] = []
 ): Promise<T> {
   const simulator = await startSimulator(simEnv)
   let gateway: Service | undefined
   try {
     if (gatewayEnv) gateway = await startGateway(simulator.url, gatewayEnv, gatewayNodeArgs)
-    return await fn({ simulator, gateway })
+    // Undefined only when gatewayEnv is null, where the overload lets fn take undefined.
+    return await fn({ simulator, gateway: gateway as Service })
   } finally {
     if (gateway) {
       const code = await gateway.stop()

@@ -105,8 +105,8 @@ export class SseClient {
       terminal: 'lost'
     }
     if (this.options.keepText) rec.text = ''
-    let ended = false
-    let finished = false // gemini: a finishReason arrived
+    // Written by the parser's callbacks: an object, so that the reads after the loop are not narrowed away.
+    const seen = { ended: false, finished: false /* gemini: a finishReason arrived */ }
     let why: 'timeout' | 'cut' | undefined
     const controller = new AbortController()
     const cut = () => {
@@ -128,26 +128,26 @@ export class SseClient {
     const onEvent =
       this.protocol === 'gateway'
         ? (event: string | undefined, data: string) => {
-            if (ended) return
+            if (seen.ended) return
             if (event === 'chunk') {
               chunk()
               if (rec.text !== undefined) rec.text += (JSON.parse(data) as { text: string }).text
             } else if (event === 'done' || event === 'error') {
-              ended = true
+              seen.ended = true
               rec.terminal = event
               if (event === 'error') rec.code = (JSON.parse(data) as { code?: string }).code ?? 'unknown'
             }
           }
         : (_event: string | undefined, data: string) => {
-            if (ended) return
+            if (seen.ended) return
             if (data.startsWith('{"error"')) {
-              ended = true
+              seen.ended = true
               rec.terminal = 'error'
               rec.code = 'upstream_error'
               return
             }
             chunk()
-            if (data.includes('"finishReason"')) finished = true
+            if (data.includes('"finishReason"')) seen.finished = true
           }
     const parser = createParser({ onEvent: (message) => onEvent(message.event, message.data) })
 
@@ -168,9 +168,9 @@ export class SseClient {
       }
       const decoder = new TextDecoder()
       for await (const piece of res.body) parser.feed(decoder.decode(piece as Uint8Array, { stream: true }))
-      if (!ended) rec.terminal = this.protocol === 'gemini' && finished ? 'done' : 'lost'
+      if (!seen.ended) rec.terminal = this.protocol === 'gemini' && seen.finished ? 'done' : 'lost'
     } catch (err) {
-      if (!ended) {
+      if (!seen.ended) {
         if (why) rec.terminal = why
         else {
           rec.terminal = 'failed'

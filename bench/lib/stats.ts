@@ -12,7 +12,7 @@ export interface Summary {
 export function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return NaN
   const rank = Math.ceil((p / 100) * sorted.length)
-  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1]!
+  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1] ?? NaN
 }
 
 export function summarize(values: readonly number[]): Summary {
@@ -24,7 +24,7 @@ export function summarize(values: readonly number[]): Summary {
     p50: percentile(sorted, 50),
     p90: percentile(sorted, 90),
     p99: percentile(sorted, 99),
-    max: sorted.length ? sorted[sorted.length - 1]! : NaN
+    max: sorted.at(-1) ?? NaN
   }
 }
 

@@ -23,7 +23,7 @@ export function markdownTable(headers: string[], rows: Cell[][]): string {
       return typeof cell === 'number' ? fmt(cell) : (cell ?? '')
     })
   )
-  const widths = headers.map((h, i) => Math.max(h.length, ...text.map((r) => r[i]!.length)))
-  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`
+  const widths = headers.map((h, i) => Math.max(h.length, ...text.map((r) => r[i]?.length ?? 0)))
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`
   return [line(headers), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...text.map(line)].join('\n')
 }

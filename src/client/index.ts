@@ -202,7 +202,8 @@ async function* readEvents(response: Response, state: StreamState): AsyncGenerat
       if (event) queue.push(event)
     }
   })
-  const reader = response.body!.getReader()
+  if (!response.body) return
+  const reader = (response.body as ReadableStream<Uint8Array>).getReader()
   const decoder = new TextDecoder()
   let finished = false
   try {
@@ -212,8 +213,7 @@ async function* readEvents(response: Response, state: StreamState): AsyncGenerat
         finished = true
         parser.feed(decoder.decode())
       } else parser.feed(decoder.decode(value, { stream: true }))
-      while (queue.length > 0) {
-        const event = queue.shift()!
+      for (let event = queue.shift(); event; event = queue.shift()) {
         yield event
         if (event.type === 'done' || event.type === 'error') return
       }
@@ -226,36 +226,43 @@ async function* readEvents(response: Response, state: StreamState): AsyncGenerat
 
 function toEvent(message: EventSourceMessage, state: StreamState): ChatEvent | undefined {
   if (state.terminal) return undefined
-  let data: any
+  let data: Partial<Record<string, unknown>>
   try {
-    data = JSON.parse(message.data)
+    data = JSON.parse(message.data) as Partial<Record<string, unknown>>
   } catch {
     return undefined
   }
+  const text = (name: string, fallback: string) => (typeof data[name] === 'string' ? data[name] : fallback)
   switch (message.event) {
     case 'meta':
       if (state.metaSeen) return undefined
       state.metaSeen = true
-      state.requestId = data.requestId
-      return { type: 'meta', requestId: data.requestId, sessionId: data.sessionId ?? null, model: data.model }
+      state.requestId = text('requestId', '')
+      return {
+        type: 'meta',
+        requestId: state.requestId,
+        sessionId: typeof data.sessionId === 'string' ? data.sessionId : null,
+        model: text('model', '')
+      }
     case 'chunk': {
       const id = Number(message.id)
       if (Number.isFinite(id)) {
         if (id <= state.lastId) return undefined
         state.lastId = id
       }
-      return { type: 'chunk', id, text: String(data.text ?? '') }
+      return { type: 'chunk', id, text: text('text', '') }
     }
     case 'done':
       state.terminal = true
-      return { type: 'done', finishReason: data.finishReason, usage: data.usage, timing: data.timing }
+      // The gateway's done event, as the README documents it.
+      return { type: 'done', finishReason: text('finishReason', ''), usage: data.usage as Usage, timing: data.timing as Timing }
     case 'error':
       state.terminal = true
       return {
         type: 'error',
-        code: String(data.code ?? 'internal_error'),
-        message: String(data.message ?? ''),
-        retryable: Boolean(data.retryable),
+        code: text('code', 'internal_error'),
+        message: text('message', ''),
+        retryable: data.retryable === true,
         ...(typeof data.retryAfterMs === 'number' ? { retryAfterMs: data.retryAfterMs } : {})
       }
     default:
@@ -264,7 +271,7 @@ function toEvent(message: EventSourceMessage, state: StreamState): ChatEvent | u
 }
 
 async function refusal(response: Response): Promise<ErrorEvent> {
-  let code = 'http_' + response.status
+  let code = `http_${response.status}`
   let message = `The gateway answered ${response.status}.`
   try {
     const body = (await response.json()) as { error?: { code?: unknown; message?: unknown } }
@@ -290,11 +297,16 @@ function networkError(err: unknown): ErrorEvent {
 }
 
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  // The caller's abort reason, an AbortError unless it gave its own, is what the iteration rejects with.
+  const reason = () => signal?.reason as Error
   return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason)
+    if (signal?.aborted) {
+      reject(reason())
+      return
+    }
     const onAbort = () => {
       clearTimeout(timer)
-      reject(signal!.reason)
+      reject(reason())
     }
     const timer = setTimeout(() => {
       signal?.removeEventListener('abort', onAbort)

@@ -99,7 +99,8 @@ class PoolRunner extends Counted implements TaskRunner {
   }
 
   run(task: ChatTask, isolated = false): Promise<void> {
-    return this.count((isolated ? this.quarantine : this.pool).run(task, { transferList: [task.port] }))
+    // The task reports over its port; its own result is nothing.
+    return this.count((isolated ? this.quarantine : this.pool).run(task, { transferList: [task.port] }).then(() => undefined))
   }
 
   get size(): number {

@@ -114,7 +114,7 @@ async function send(message) {
         setState('error', text)
       }
     }
-  } catch (err) {
+  } catch {
     if (controller.signal.aborted) {
       reply.turn.dataset.state = 'stopped'
       note(reply.turn, 'note', 'Stopped.')

@@ -23,7 +23,7 @@ interface Waiter {
 export class QuotaGate {
   private readonly rpm: RateLimiterAbstract | undefined
   private readonly tpm: RateLimiterAbstract | undefined
-  private readonly queue: Waiter[] = []
+  private queue: Waiter[] = []
   private running = false
   private pausedUntil = 0
   private pauseReadAt = 0
@@ -88,8 +88,7 @@ export class QuotaGate {
     if (this.running) return
     this.running = true
     try {
-      while (this.queue.length > 0) {
-        const head = this.queue[0]!
+      for (let head = this.queue[0]; head; head = this.queue[0]) {
         const waitMs = await this.tryTake(head.tokens)
         if (waitMs === 0) {
           this.queue.shift()
@@ -98,14 +97,11 @@ export class QuotaGate {
         }
         // Whoever cannot be served within their deadline is refused now, not when it passes.
         const readyAt = Date.now() + waitMs
-        for (let i = this.queue.length - 1; i >= 0; i--) {
-          const waiter = this.queue[i]!
-          if (waiter.deadline < readyAt) {
-            this.queue.splice(i, 1)
-            waiter.reject(refusal(waitMs))
-          }
-        }
-        if (this.queue.length > 0) await sleep(Math.min(waitMs, Math.max(1, this.queue[0]!.deadline - Date.now())))
+        const late = this.queue.filter((waiter) => waiter.deadline < readyAt)
+        this.queue = this.queue.filter((waiter) => waiter.deadline >= readyAt)
+        for (const waiter of late) waiter.reject(refusal(waitMs))
+        const next = this.queue[0]
+        if (next) await sleep(Math.min(waitMs, Math.max(1, next.deadline - Date.now())))
       }
     } finally {
       this.running = false

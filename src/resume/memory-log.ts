@@ -1,5 +1,6 @@
 // Stream events in this process: resume works against the replica that produced the stream.
 import { eventsAfter, type AttachResult, type ResumeSink, type StreamLog } from './stream-log.js'
+import { oldestKey } from '../shared/maps.js'
 
 interface Entry {
   batches: Array<{ lastId: number; frames: string }>
@@ -45,7 +46,8 @@ export class MemoryStreamLog implements StreamLog {
     entry.sinks.clear()
     entry.endedAt = Date.now()
     this.ended.set(requestId, entry)
-    if (this.ended.size > MAX_ENDED) this.forget(this.ended.keys().next().value!)
+    const oldest = this.ended.size > MAX_ENDED ? oldestKey(this.ended) : undefined
+    if (oldest !== undefined) this.forget(oldest)
   }
 
   async attach(requestId: string, afterId: number, sink: ResumeSink): Promise<AttachResult> {
@@ -82,6 +84,7 @@ export class MemoryStreamLog implements StreamLog {
   private forget(requestId: string): void {
     this.ended.delete(requestId)
     this.gone.set(requestId, Date.now() + GONE_MS)
-    if (this.gone.size > MAX_GONE) this.gone.delete(this.gone.keys().next().value!)
+    const oldest = this.gone.size > MAX_GONE ? oldestKey(this.gone) : undefined
+    if (oldest !== undefined) this.gone.delete(oldest)
   }
 }

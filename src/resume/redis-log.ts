@@ -87,7 +87,10 @@ export class RedisStreamLog implements StreamLog {
     }
     const forward = (message: string) => {
       if (done) return
-      if (message.startsWith(END)) return finish(message.slice(1))
+      if (message.startsWith(END)) {
+        finish(message.slice(1))
+        return
+      }
       const fresh = eventsAfter(message, sentId)
       if (!fresh) return
       sentId = lastIdOf(message)

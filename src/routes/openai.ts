@@ -68,7 +68,7 @@ function streamDialect(id: string, created: number, model: string, includeUsage:
 }
 
 /** OpenAI messages → Gemini turns: system and developer messages become the system instruction. */
-function toTurns(body: OpenAiBody): { turns: Turn[]; system: string } {
+function toTurns(body: OpenAiBody): { turns: Turn[]; system: string; userText: string } {
   const text = (content: OpenAiBody['messages'][number]['content']) =>
     typeof content === 'string' ? content : content.map((p) => p.text).join('')
   const system: string[] = []
@@ -77,9 +77,9 @@ function toTurns(body: OpenAiBody): { turns: Turn[]; system: string } {
     if (m.role === 'system' || m.role === 'developer') system.push(text(m.content))
     else turns.push({ role: m.role === 'assistant' ? 'model' : 'user', text: text(m.content) })
   }
-  if (turns.at(-1)?.role !== 'user' || !turns.at(-1)!.text)
-    throw new GatewayError('bad_request', 'The last message must be a non-empty user message.')
-  return { turns, system: system.join('\n\n') }
+  const last = turns.at(-1)
+  if (last?.role !== 'user' || !last.text) throw new GatewayError('bad_request', 'The last message must be a non-empty user message.')
+  return { turns, system: system.join('\n\n'), userText: last.text }
 }
 
 export const openAiRoutes: FastifyPluginAsync<TurnDeps> = async (fastify, deps) => {
@@ -109,7 +109,7 @@ export const openAiRoutes: FastifyPluginAsync<TurnDeps> = async (fastify, deps) 
       const body = request.body
       if (!config.allowedModels.includes(body.model))
         throw new GatewayError('bad_request', `The model '${body.model}' is not one of ${config.allowedModels.join(', ')}.`)
-      const { turns, system } = toTurns(body)
+      const { turns, system, userText } = toTurns(body)
       lifecycle.admit()
       if (dispatcher.full) throw new GatewayError('overloaded', undefined, 1)
       const giveBack = caps.take(request.clientKey)
@@ -139,7 +139,7 @@ export const openAiRoutes: FastifyPluginAsync<TurnDeps> = async (fastify, deps) 
         runTurn(deps, reply, {
           requestId: request.id,
           sessionId: null,
-          userText: turns.at(-1)!.text,
+          userText,
           log: request.log,
           onEnd: giveBack,
           request: upstream,

@@ -17,8 +17,9 @@ export function projectRoot(from = dirname(fileURLToPath(import.meta.url))): str
   }
 }
 
+const HTML = 'text/html; charset=utf-8'
 const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
+  '.html': HTML,
   '.js': 'text/javascript; charset=utf-8',
   '.css': 'text/css; charset=utf-8',
   '.svg': 'image/svg+xml'
@@ -27,7 +28,10 @@ const TYPES: Record<string, string> = {
 /** A strict policy: scripts only from this origin, plus the inline import map by its hash. */
 export function contentSecurityPolicy(html: string): string {
   const hashes = [...html.matchAll(/<script type="importmap">([\s\S]*?)<\/script>/g)].map(
-    (m) => `'sha256-${createHash('sha256').update(m[1]!).digest('base64')}'`
+    (m) =>
+      `'sha256-${createHash('sha256')
+        .update(m[1] ?? '')
+        .digest('base64')}'`
   )
   return [
     "default-src 'none'",
@@ -54,7 +58,8 @@ export const pageRoutes: FastifyPluginAsync = async (fastify) => {
     try {
       body = await readFile(file)
     } catch {
-      return reply.callNotFound()
+      reply.callNotFound()
+      return reply
     }
     return reply
       .header('content-type', TYPES[ext] ?? 'application/octet-stream')
@@ -65,7 +70,7 @@ export const pageRoutes: FastifyPluginAsync = async (fastify) => {
 
   fastify.get('/', { schema: { hide: true } }, async (_request, reply) =>
     reply
-      .header('content-type', TYPES['.html']!)
+      .header('content-type', HTML)
       .header('content-security-policy', csp)
       .header('cache-control', 'no-cache')
       .header('x-content-type-options', 'nosniff')
@@ -81,7 +86,10 @@ export const pageRoutes: FastifyPluginAsync = async (fastify) => {
 
   fastify.get<{ Params: { file: string } }>('/client/:file', { schema: { hide: true } }, async (request, reply) => {
     const { file } = request.params
-    if (!/^[A-Za-z0-9_-]+\.js$/.test(file)) return reply.callNotFound()
+    if (!/^[A-Za-z0-9_-]+\.js$/.test(file)) {
+      reply.callNotFound()
+      return reply
+    }
     return send(reply, join(clientDir, file), '.js')
   })
 

@@ -40,11 +40,11 @@ export const resumeRoutes: FastifyPluginAsync<ResumeOptions> = async (fastify, {
     },
     async (request, reply) => {
       const afterId = Number(request.headers['last-event-id'] ?? 0)
+      let detach = () => {}
       const writer = new SseWriter(reply.raw, heartbeats, config.STREAM_BUFFER_BYTES, () => {
-        attachment?.detach()
+        detach()
         writer.finish(errorFrame(wireError('client_too_slow')))
       })
-      let attachment: { detach(): void } | undefined
       let opened = false
       const open = () => {
         if (opened) return
@@ -65,9 +65,9 @@ export const resumeRoutes: FastifyPluginAsync<ResumeOptions> = async (fastify, {
       })
       if (result.kind === 'unknown') throw new GatewayError('stream_not_found')
       if (result.kind === 'gone') return reply.status(204).send()
-      attachment = result.attachment
+      detach = () => result.attachment.detach()
       open()
-      reply.raw.on('close', () => result.attachment.detach())
+      reply.raw.on('close', detach)
     }
   )
 }

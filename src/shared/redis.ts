@@ -25,7 +25,7 @@ export async function connectRedis(url: string): Promise<SharedRedis> {
   const aliveKey = (id: string) => `gw:replica:${id}`
   const beat = () => client.set(aliveKey(replicaId), '1', 'PX', ALIVE_MS).catch(() => {})
   await beat()
-  const timer = setInterval(beat, ALIVE_MS / 3).unref()
+  const timer = setInterval(() => void beat(), ALIVE_MS / 3).unref()
   return {
     client,
     subscriber,

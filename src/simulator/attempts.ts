@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { oldestKey } from '../shared/maps.js'
 
 /** Counts identical request bodies for `times=N`; the oldest entries go first once `limit` is reached. */
 export class AttemptCounter {
@@ -15,7 +16,8 @@ export class AttemptCounter {
     const count = (this.#counts.get(key) ?? 0) + 1
     // Re-inserting moves the key to the end of the Map's order, so eviction drops the least recent.
     this.#counts.delete(key)
-    if (this.#counts.size >= this.#limit) this.#counts.delete(this.#counts.keys().next().value!)
+    const oldest = this.#counts.size >= this.#limit ? oldestKey(this.#counts) : undefined
+    if (oldest !== undefined) this.#counts.delete(oldest)
     this.#counts.set(key, count)
     return count
   }

@@ -62,8 +62,8 @@ function apply(directives: Directives, name: string, raw: string | undefined): v
 export function parseDirectives(text: string): Directives {
   const directives: Directives = {}
   if (!text.includes('[[sim:')) return directives
-  for (const match of text.matchAll(DIRECTIVE)) {
-    for (const item of match[1]!.split(/[,;]/)) {
+  for (const [, list = ''] of text.matchAll(DIRECTIVE)) {
+    for (const item of list.split(/[,;]/)) {
       const eq = item.indexOf('=')
       const name = (eq < 0 ? item : item.slice(0, eq)).trim()
       apply(directives, name, eq < 0 ? undefined : item.slice(eq + 1).trim())

@@ -65,11 +65,7 @@ export function parseGenerateRequest(body: string): GenerateRequest | string {
 
 /** Text of the last non-model turn: the only place directives are read from. */
 export function lastUserText(request: GenerateRequest): string {
-  for (let i = request.turns.length - 1; i >= 0; i--) {
-    const turn = request.turns[i]!
-    if (turn.role !== 'model') return turn.texts.join('\n')
-  }
-  return ''
+  return request.turns.findLast((turn) => turn.role !== 'model')?.texts.join('\n') ?? ''
 }
 
 function countWords(text: string): number {

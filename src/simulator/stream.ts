@@ -26,7 +26,7 @@ export function playStream(res: ServerResponse, events: string[], ending: Ending
       if (events.length > 0) res.write(events.join(''))
       next = events.length
     } else if (next < events.length) {
-      res.write(events[next++]!)
+      res.write(events[next++] ?? '')
     }
     if (next < events.length) timer = setTimeout(step, delayMs)
     else finish()

@@ -53,7 +53,7 @@ export function replyTokens(request: GenerateRequest, seed: string, count: numbe
     let r = Math.imul(state ^ (state >>> 15), 1 | state)
     r ^= r + Math.imul(r ^ (r >>> 7), 61 | r)
     r = (r ^ (r >>> 14)) >>> 0
-    let word = WORDS[r % WORDS.length]!
+    let word = WORDS[r % WORDS.length] ?? ''
     switch ((r >>> 20) % (AWKWARD * 3)) {
       case 0:
         word += '\n'

@@ -92,7 +92,7 @@ describe.skipIf(lacks('the chat page suite', 'chromium'))('chat page in Chromium
     const before = chatBodies.length
     await input.fill('line one')
     await input.press('Shift+Enter')
-    await input.type('line two')
+    await input.pressSequentially('line two')
     expect(await input.inputValue()).toBe('line one\nline two')
     expect(chatBodies.length).toBe(before)
     await input.fill('')

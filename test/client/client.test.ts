@@ -78,6 +78,8 @@ describe('client', () => {
   })
 })
 
+const urlOf = (input: string | URL | Request) => (typeof input === 'string' ? input : input instanceof URL ? input.href : input.url)
+
 describe('client resume', () => {
   let gw: TestGateway
   // The grace period keeps a stream generating after its client left, so it can resume.
@@ -95,8 +97,7 @@ describe('client resume', () => {
     // A fetch whose first chat response body breaks after a few bytes have passed chunk 4.
     const flaky: typeof fetch = async (input, init) => {
       const res = await fetch(input, init)
-      const url = String(input)
-      if (url.includes('/api/chat/streams/')) {
+      if (urlOf(input).includes('/api/chat/streams/')) {
         resumeHeaders.push(new Headers(init?.headers).get('last-event-id'))
         return res
       }
@@ -108,7 +109,10 @@ describe('client resume', () => {
       const body = new ReadableStream<Uint8Array>({
         async pull(ctrl) {
           const { done, value } = await reader.read()
-          if (done) return ctrl.close()
+          if (done) {
+            ctrl.close()
+            return
+          }
           text += decoder.decode(value, { stream: true })
           ctrl.enqueue(value)
           if (/^id: 4$/m.test(text)) {
@@ -138,7 +142,7 @@ describe('client resume', () => {
   test('a resume answered 404 ends with an error event', async () => {
     // The body ends without a terminal event and the stream id is unknown to the gateway.
     const fake: typeof fetch = async (input, init) => {
-      if (String(input).includes('/api/chat/streams/')) return fetch(input, init)
+      if (urlOf(input).includes('/api/chat/streams/')) return fetch(input, init)
       const sse =
         'event: meta\ndata: {"requestId":"unknown-stream-0001","sessionId":null,"model":"m"}\n\nid: 1\nevent: chunk\ndata: {"text":"a"}\n\n'
       return new Response(sse, { status: 200, headers: { 'content-type': 'text/event-stream' } })

@@ -22,10 +22,10 @@ export async function startChild(env: Record<string, string>): Promise<ChildGate
   })
   const lines: string[] = []
   const stderr: string[] = []
-  createInterface({ input: child.stderr! }).on('line', (line) => stderr.push(line))
+  createInterface({ input: child.stderr }).on('line', (line) => stderr.push(line))
   const exited = once(child, 'exit').then(([code]) => code as number | null)
   const url = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on('line', (line) => {
+    createInterface({ input: child.stdout }).on('line', (line) => {
       lines.push(line)
       const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(line)
       if (match) resolve(match[1]!)

@@ -76,7 +76,7 @@ export async function startNginx(upstreams: string[]): Promise<TestNginx> {
   if (checked.status !== 0) throw new Error(`nginx -t failed: ${checked.output}`)
   const child = spawn(executable('nginx'), ['-c', conf, '-p', dir, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] })
   const stderr: string[] = []
-  child.stderr!.on('data', (d: Buffer) => stderr.push(d.toString()))
+  child.stderr.on('data', (d: Buffer) => stderr.push(d.toString()))
   const exited = once(child, 'exit')
   // Ready when the port accepts connections (bounded).
   const deadline = Date.now() + 10_000

@@ -16,7 +16,7 @@ export async function startRedis(): Promise<TestRedis> {
     stdio: ['ignore', 'pipe', 'inherit']
   })
   await new Promise<void>((resolve, reject) => {
-    child.stdout!.on('data', (data: Buffer) => {
+    child.stdout.on('data', (data: Buffer) => {
       if (data.toString().includes('Ready to accept connections')) resolve()
     })
     child.once('exit', (code) => reject(new Error(`redis-server exited with ${code}`)))

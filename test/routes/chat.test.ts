@@ -42,7 +42,7 @@ describe('a normal turn', () => {
     expect(done.event).toBe('done')
     expect(done.json.finishReason).toBe('STOP')
     expect(done.json.usage.outputTokens).toBe(30)
-    expect(done.json.usage.totalTokens).toBe(done.json.usage.promptTokens + 30)
+    expect(done.json.usage.totalTokens).toBe(Number(done.json.usage.promptTokens) + 30)
     expect(done.json.timing.totalMs).toBeGreaterThanOrEqual(done.json.timing.ttftMs)
   })
 

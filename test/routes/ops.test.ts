@@ -33,7 +33,6 @@ test('/healthz and /readyz answer with small JSON bodies', async () => {
 
 test('metrics move with the streams: active while open, outcomes, tokens, histograms, upstream errors', async () => {
   const before = await scrape()
-  let midStream: Map<string, number> | undefined
   let sawChunk!: () => void
   const chunked = new Promise<void>((resolve) => {
     sawChunk = resolve
@@ -51,7 +50,7 @@ test('metrics move with the streams: active while open, outcomes, tokens, histog
     postChat(gw.url, { message: 'slow two [[sim:tokens=6, delay=120]]' })
   ])
   await chunked
-  midStream = await scrape()
+  const midStream = await scrape()
   expect(value(midStream, 'gateway_active_streams')).toBe(2)
   expect(value(midStream, 'gateway_pool_threads')).toBe(2)
   expect(value(midStream, 'gateway_pool_utilization')).toBeGreaterThan(0)

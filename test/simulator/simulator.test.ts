@@ -363,7 +363,7 @@ describe('wire format', () => {
     for (const event of events) {
       expect(event.startsWith('data: ')).toBe(true)
       expect(event).not.toMatch(/[\r\n]/)
-      text += JSON.parse(event.slice('data: '.length)).candidates[0].content.parts[0].text
+      text += String(JSON.parse(event.slice('data: '.length)).candidates[0].content.parts[0].text)
     }
     expect(text).toContain('\n')
   })

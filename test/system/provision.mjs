@@ -36,7 +36,7 @@ const run = (args) => {
  * @returns {never}
  */
 const fail = (what, result) => {
-  process.stderr.write(`${result.stdout ?? ''}${result.stderr ?? ''}`.split('\n').slice(-20).join('\n'))
+  process.stderr.write(`${result.error?.message ?? ''}${result.stdout}${result.stderr}`.split('\n').slice(-20).join('\n'))
   say(`${what} failed (exit ${result.status}); ${installHint(missing)}`)
   process.exit(1)
 }
