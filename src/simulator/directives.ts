@@ -15,6 +15,11 @@ import { MAX_SIM_MS, MAX_SIM_TOKENS } from './options.js'
  * - `block`: one event with `promptFeedback.blockReason: "SAFETY"` and no candidates
  * - `safety`: half the chunks, then one with `finishReason: "SAFETY"` and no content
  * - `times=N`: status, fail-after, drop-after and hang apply only to the first N identical request bodies
+ * - `tools=a,b`: the reply is one functionCall part per named declared tool (parallel when several),
+ *   unless the last turn answers earlier calls (then it is text)
+ * - `think=N` (0–1000): N thought chunks before the answer when thinkingConfig.includeThoughts is set;
+ *   their tokens are counted in thoughtsTokenCount either way
+ * - `finish-every-chunk`: finishReason STOP on every chunk, as Gemini 1.x streamed
  *
  * Precedence: status, then hang, then block; among fail-after, drop-after and safety the earliest cut
  * wins. A cut at or past the end of the reply still replaces the last chunk's finishReason.
@@ -31,11 +36,21 @@ export interface Directives {
   hang?: boolean
   block?: boolean
   safety?: boolean
+  finishEveryChunk?: boolean
+  think?: number
+  tools?: string[]
 }
 
 const DIRECTIVE = /\[\[sim:([^\]]*)\]\]/g
 
-type NumericName = Exclude<keyof Directives, 'hang' | 'block' | 'safety'>
+type NumericName = Exclude<keyof Directives, 'hang' | 'block' | 'safety' | 'finishEveryChunk' | 'tools'>
+const FLAGS = new Map<string, 'hang' | 'block' | 'safety' | 'finishEveryChunk'>([
+  ['hang', 'hang'],
+  ['block', 'block'],
+  ['safety', 'safety'],
+  ['finish-every-chunk', 'finishEveryChunk']
+])
+const TOOL_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/
 
 // name → [field, min, max]; a Map so names like `constructor` cannot hit Object.prototype.
 const NUMERIC = new Map<string, [NumericName, number, number]>([
@@ -46,27 +61,39 @@ const NUMERIC = new Map<string, [NumericName, number, number]>([
   ['status', ['status', 400, 599]],
   ['fail-after', ['failAfter', 0, Number.MAX_SAFE_INTEGER]],
   ['drop-after', ['dropAfter', 0, Number.MAX_SAFE_INTEGER]],
-  ['times', ['times', 0, Number.MAX_SAFE_INTEGER]]
+  ['times', ['times', 0, Number.MAX_SAFE_INTEGER]],
+  ['think', ['think', 0, 1_000]]
 ])
 
-function apply(directives: Directives, name: string, raw: string | undefined): void {
+/** Applies one `name` or `name=value`; returns whether it opened a list that bare names may continue (tools). */
+function apply(directives: Directives, name: string, raw: string | undefined, listOpen: boolean): boolean {
   if (raw === undefined) {
-    if (name === 'hang' || name === 'block' || name === 'safety') directives[name] = true
-    return
+    const flag = FLAGS.get(name)
+    if (flag) directives[flag] = true
+    else if (listOpen && TOOL_NAME.test(name)) directives.tools?.push(name)
+    return listOpen && !flag
+  }
+  if (name === 'tools') {
+    directives.tools = TOOL_NAME.test(raw) ? [raw] : []
+    return true
   }
   const spec = NUMERIC.get(name)
   const value = raw === '' ? NaN : Number(raw)
   if (spec && Number.isSafeInteger(value) && value >= spec[1] && value <= spec[2]) directives[spec[0]] = value
+  return false
 }
 
 export function parseDirectives(text: string): Directives {
   const directives: Directives = {}
   if (!text.includes('[[sim:')) return directives
   for (const [, list = ''] of text.matchAll(DIRECTIVE)) {
-    for (const item of list.split(/[,;]/)) {
+    // `tools=a,b`: the names after the first continue the list until a `name=value` or a `;`.
+    let listOpen = false
+    for (const [, item = '', separator] of list.matchAll(/([^,;]*)([,;]?)/g)) {
+      if (item === '' && separator === '') continue
       const eq = item.indexOf('=')
       const name = (eq < 0 ? item : item.slice(0, eq)).trim()
-      apply(directives, name, eq < 0 ? undefined : item.slice(eq + 1).trim())
+      listOpen = apply(directives, name, eq < 0 ? undefined : item.slice(eq + 1).trim(), listOpen) && separator !== ';'
     }
   }
   return directives

@@ -21,11 +21,19 @@ export interface SimulatorStats {
   requests: number
 }
 
+/** The last generate request as received (GET /__sim/last), so a test can see what the gateway sent. */
+export interface SimulatorLastRequest {
+  method: string
+  path: string
+  body: unknown
+}
+
 export interface Simulator {
   /** e.g. http://127.0.0.1:PORT, the SDK's `httpOptions.baseUrl` */
   url: string
   port: number
   stats(): SimulatorStats
+  last(): SimulatorLastRequest | undefined
   /** Stops listening and destroys open connections, hung streams included. */
   close(): Promise<void>
 }
@@ -55,9 +63,10 @@ export async function startSimulator(options: StartSimulatorOptions = {}): Promi
   const counts = { started: 0, completed: 0, aborted: 0, requests: 0 }
   const attempts = new AttemptCounter()
   const stats = (): SimulatorStats => ({ active: counts.started - counts.completed - counts.aborted, ...counts })
+  let last: SimulatorLastRequest | undefined
 
-  const generate = (res: ServerResponse, model: string, body: string): void => {
-    const request = parseGenerateRequest(body)
+  const generate = (res: ServerResponse, model: string, body: string, json: unknown): void => {
+    const request = parseGenerateRequest(json)
     if (typeof request === 'string') return sendJson(res, 400, errorBody(400, { message: request }))
     const directives = parseDirectives(lastUserText(request))
     const failing = directives.times === undefined || !hasFailure(directives) || attempts.next(body) <= directives.times
@@ -85,11 +94,24 @@ export async function startSimulator(options: StartSimulatorOptions = {}): Promi
         if (new URLSearchParams(query < 0 ? '' : url.slice(query + 1)).get('alt') !== 'sse') {
           return sendJson(res, 400, errorBody(400, { message: 'The simulator only serves alt=sse streams.' }))
         }
-        return readBody(req, (body) => generate(res, model, body))
+        return readBody(req, (body) => {
+          let json: unknown
+          try {
+            json = JSON.parse(body)
+          } catch {
+            last = { method: 'POST', path, body }
+            return sendJson(res, 400, errorBody(400, { message: 'Invalid JSON payload received. Unexpected token.' }))
+          }
+          last = { method: 'POST', path, body: json }
+          generate(res, model, body, json)
+        })
       }
     } else if (req.method === 'GET') {
       if (path === '/healthz') return sendJson(res, 200, '{"ok":true}')
       if (path === '/__sim/stats') return sendJson(res, 200, JSON.stringify(stats()))
+      if (path === '/__sim/last') {
+        return last ? sendJson(res, 200, JSON.stringify(last)) : sendJson(res, 404, errorBody(404, { message: 'No generate request yet.' }))
+      }
     }
     sendJson(res, 404, errorBody(404, { message: `${req.method} ${path} is not served by the Gemini simulator.` }))
   })
@@ -109,6 +131,7 @@ export async function startSimulator(options: StartSimulatorOptions = {}): Promi
     url: `http://${urlHost}:${address.port}`,
     port: address.port,
     stats,
+    last: () => last,
     close: () =>
       new Promise<void>((resolve, reject) => {
         server.close((error) => (error ? reject(error) : resolve()))

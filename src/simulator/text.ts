@@ -30,29 +30,48 @@ sometimes today tomorrow yesterday again almost already perhaps rather really so
 // About one token in 15 carries a character that breaks naive SSE or JSON framing downstream.
 const AWKWARD = 15
 
-function seedOf(request: GenerateRequest, seed: string): number {
-  const hash = createHash('sha256').update(seed).update('\0s')
+/** A 32-bit seed from the simulator's seed, a purpose, the system instruction and every part of every turn. */
+export function seedOf(request: GenerateRequest, seed: string, purpose: string): number {
+  const hash = createHash('sha256').update(seed).update('\0').update(purpose).update('\0s')
   for (const text of request.systemTexts) hash.update(text).update('\0')
   for (const turn of request.turns) {
     hash.update('\0r').update(turn.role).update('\0')
     for (const text of turn.texts) hash.update(text).update('\0')
+    // Calls and their results shape the conversation as much as text does (signatures do not).
+    for (const part of turn.parts) {
+      if (part.functionCall !== undefined) hash.update(JSON.stringify(part.functionCall)).update('\0c')
+      if (part.functionResponse !== undefined) hash.update(JSON.stringify(part.functionResponse)).update('\0f')
+    }
   }
   return hash.digest().readUInt32LE(0)
+}
+
+/** mulberry32: tiny, fast, and good enough to make word choice look random. */
+export class Random {
+  constructor(private state: number) {}
+
+  next(): number {
+    this.state = (this.state + 0x6d2b79f5) | 0
+    let r = Math.imul(this.state ^ (this.state >>> 15), 1 | this.state)
+    r ^= r + Math.imul(r ^ (r >>> 7), 61 | r)
+    return (r ^ (r >>> 14)) >>> 0
+  }
+
+  word(): string {
+    return WORDS[this.next() % WORDS.length] ?? ''
+  }
 }
 
 /**
  * The reply as `count` tokens (one word each; every token after the first starts with a space),
  * a pure function of the seed, the system instruction and every turn of the conversation.
+ * `purpose` keeps the words of thoughts apart from those of the answer.
  */
-export function replyTokens(request: GenerateRequest, seed: string, count: number): string[] {
-  let state = seedOf(request, seed)
+export function replyTokens(request: GenerateRequest, seed: string, count: number, purpose = 'reply'): string[] {
+  const random = new Random(seedOf(request, seed, purpose))
   const tokens = new Array<string>(count)
   for (let i = 0; i < count; i++) {
-    // mulberry32: tiny, fast, and good enough to make word choice look random.
-    state = (state + 0x6d2b79f5) | 0
-    let r = Math.imul(state ^ (state >>> 15), 1 | state)
-    r ^= r + Math.imul(r ^ (r >>> 7), 61 | r)
-    r = (r ^ (r >>> 14)) >>> 0
+    const r = random.next()
     let word = WORDS[r % WORDS.length] ?? ''
     switch ((r >>> 20) % (AWKWARD * 3)) {
       case 0:

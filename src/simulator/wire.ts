@@ -69,21 +69,38 @@ export type FinishReason = 'STOP' | 'MAX_TOKENS'
 export class ChunkEncoder {
   readonly #tail: string
   readonly #promptTokens: number
+  /** Thought tokens so far: they grow while the model thinks, then stay in every later chunk's usage. */
+  thoughtTokens = 0
 
   constructor(model: string, responseId: string, promptTokens: number) {
     this.#promptTokens = promptTokens
     this.#tail = `,"modelVersion":${JSON.stringify(model)},"responseId":${JSON.stringify(responseId)}}\r\n\r\n`
   }
 
-  #usage(candidatesTokens: number): string {
+  /** Gemini leaves candidatesTokenCount out until the answer starts, and thoughtsTokenCount out without thinking. */
+  #usage(candidatesTokens: number | undefined): string {
     const p = this.#promptTokens
-    return `"usageMetadata":{"promptTokenCount":${p},"candidatesTokenCount":${candidatesTokens},"totalTokenCount":${p + candidatesTokens}}`
+    const t = this.thoughtTokens
+    const candidates = candidatesTokens === undefined ? '' : `"candidatesTokenCount":${candidatesTokens},`
+    const thoughts = t > 0 ? `,"thoughtsTokenCount":${t}` : ''
+    return `"usageMetadata":{"promptTokenCount":${p},${candidates}"totalTokenCount":${p + (candidatesTokens ?? 0) + t}${thoughts}}`
+  }
+
+  /** One candidate with `parts` (a JSON array, already encoded); `candidatesTokens` is cumulative. */
+  parts(parts: string, candidatesTokens: number | undefined, finishReason?: FinishReason, finishMessage?: string): string {
+    const finish = finishReason ? `,"finishReason":"${finishReason}"` : ''
+    const message = finishMessage ? `,"finishMessage":${JSON.stringify(finishMessage)}` : ''
+    return `data: {"candidates":[{"content":{"parts":${parts},"role":"model"}${finish}${message},"index":0}],${this.#usage(candidatesTokens)}${this.#tail}`
   }
 
   /** A text chunk; `candidatesTokens` is cumulative. */
   text(text: string, candidatesTokens: number, finishReason?: FinishReason): string {
-    const finish = finishReason ? `,"finishReason":"${finishReason}"` : ''
-    return `data: {"candidates":[{"content":{"parts":[{"text":${JSON.stringify(text)}}],"role":"model"}${finish},"index":0}],${this.#usage(candidatesTokens)}${this.#tail}`
+    return this.parts(`[{"text":${JSON.stringify(text)}}]`, candidatesTokens, finishReason)
+  }
+
+  /** A thought summary chunk (`thought: true`), before any answer token. */
+  thought(text: string): string {
+    return this.parts(`[{"text":${JSON.stringify(text)},"thought":true}]`, undefined)
   }
 
   /** The last chunk of a reply stopped by the output safety filter: no content. */

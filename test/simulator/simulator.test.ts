@@ -1,86 +1,25 @@
-import { ApiError, GoogleGenAI, type ContentListUnion, type GenerateContentConfig, type GenerateContentResponse } from '@google/genai'
+import { ApiError } from '@google/genai'
 import { Value } from '@sinclair/typebox/value'
 import envSchema from 'env-schema'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { parseDirectives } from '../../src/simulator/directives.js'
+import { simulatorEnvSchema, simulatorOptionsFrom, startSimulator, type Simulator } from '../../src/simulator/index.js'
 import {
-  simulatorEnvSchema,
-  simulatorOptionsFrom,
-  startSimulator,
-  type Simulator,
-  type SimulatorStats,
-  type StartSimulatorOptions
-} from '../../src/simulator/index.js'
-
-const MODEL = 'gemini-2.5-flash'
-const running: Simulator[] = []
-
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((sim) => sim.close()))
-})
-
-/** A simulator with no delays unless the test asks for them. */
-async function start(options: StartSimulatorOptions = {}): Promise<Simulator> {
-  const sim = await startSimulator({ ttftMs: 0, delayMs: 0, ...options })
-  running.push(sim)
-  return sim
-}
-
-const client = (sim: Simulator) => new GoogleGenAI({ apiKey: 'test', httpOptions: { baseUrl: sim.url, apiVersion: 'v1beta' } })
-
-async function stream(sim: Simulator, contents: ContentListUnion, config?: GenerateContentConfig) {
-  return client(sim).models.generateContentStream({ model: MODEL, contents, ...(config && { config }) })
-}
-
-async function collect(sim: Simulator, contents: ContentListUnion, config?: GenerateContentConfig) {
-  const chunks: GenerateContentResponse[] = []
-  for await (const chunk of await stream(sim, contents, config)) chunks.push(chunk)
-  return chunks
-}
-
-/** The chunks received before the stream failed, and the failure. */
-async function collectFailure(sim: Simulator, contents: ContentListUnion, config?: GenerateContentConfig) {
-  const chunks: GenerateContentResponse[] = []
-  try {
-    for await (const chunk of await stream(sim, contents, config)) chunks.push(chunk)
-  } catch (error) {
-    return { chunks, error }
-  }
-  throw new Error(`expected the stream to fail, got ${chunks.length} chunks`)
-}
-
-const textOf = (chunks: GenerateContentResponse[]) => chunks.map((c) => c.text ?? '').join('')
-const finishReasons = (chunks: GenerateContentResponse[]) => chunks.map((c) => c.candidates?.[0]?.finishReason)
-
-async function fetchStats(sim: Simulator): Promise<SimulatorStats> {
-  const res = await fetch(`${sim.url}/__sim/stats`)
-  return (await res.json()) as SimulatorStats
-}
-
-/** Polls /__sim/stats until `predicate` holds; fails after 5 s. */
-async function waitForStats(sim: Simulator, predicate: (stats: SimulatorStats) => boolean): Promise<SimulatorStats> {
-  const deadline = Date.now() + 5_000
-  for (;;) {
-    const stats = await fetchStats(sim)
-    if (predicate(stats)) return stats
-    if (Date.now() > deadline) throw new Error(`stats never matched: ${JSON.stringify(stats)}`)
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
-}
-
-function postRaw(sim: Simulator, body: string, path = `/v1beta/models/${MODEL}:streamGenerateContent?alt=sse`) {
-  return fetch(`${sim.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
-}
-
-const userTurn = (text: string) => ({ role: 'user', parts: [{ text }] })
-const modelTurn = (text: string) => ({ role: 'model', parts: [{ text }] })
-
-function apiErrorBody(error: unknown) {
-  expect(error).toBeInstanceOf(ApiError)
-  return JSON.parse((error as ApiError).message) as {
-    error: { code: number; status: string; message: string; details?: Array<Record<string, unknown>> }
-  }
-}
+  apiErrorBody,
+  collect,
+  collectFailure,
+  fetchStats,
+  finishReasons,
+  MODEL,
+  modelTurn,
+  postRaw,
+  start,
+  stream,
+  client,
+  textOf,
+  userTurn,
+  waitForStats
+} from './sim-helpers.js'
 
 describe('normal stream', () => {
   it('streams ceil(tokens / tokensPerChunk) chunks with cumulative usage, one responseId and STOP last', async () => {
