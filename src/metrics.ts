@@ -94,6 +94,7 @@ export function createMetrics(runner: TaskRunner) {
       if (usage) {
         tokens.inc({ direction: 'in' }, usage.promptTokens)
         tokens.inc({ direction: 'out' }, usage.outputTokens)
+        if (usage.thoughtTokens) tokens.inc({ direction: 'thought' }, usage.thoughtTokens)
       }
       if (outcome.startsWith('upstream_') || outcome === 'safety_blocked') upstreamErrors.inc({ code: outcome })
     },

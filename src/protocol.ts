@@ -4,7 +4,8 @@
 //   front process                               worker thread
 //   ─────────────                               ─────────────
 //   pool.run(ChatTask, [port]) ───────────────▶ chat.worker.ts
-//   port1 ◀── string (framed chunk events) ──── port2   (hot path: one clone of a string)
+//   port1 ◀── string (framed chunk, thought, tool_call events) port2   (hot path: one clone of a string)
+//         ◀── AnswerMessage ─────────────────────        (the first answer chunk, when thoughts came first)
 //         ◀── StartMessage | HeartbeatMessage ─         (watchdog input)
 //         ◀── RetryMessage ────────────────────         (metrics)
 //         ◀── DoneMessage | ErrorMessage ──────         (exactly one, last)
@@ -24,9 +25,25 @@ export interface WorkerSettings {
   upstreamRetries: number
 }
 
-export interface Turn {
+/**
+ * One part of a turn, in Gemini's shape: the gateway's canonical form for conversations. A model
+ * turn's parts are kept as the upstream sent them (signatures included), thought text left out,
+ * streamed call arguments assembled; kinds the gateway does not read (executableCode, inlineData…)
+ * pass through untouched.
+ */
+export interface Part {
+  text?: string
+  thought?: boolean
+  thoughtSignature?: string
+  /** `id`: the provider's own, or one the gateway made (see src/wire/tool-call-id.ts), never sent upstream. */
+  functionCall?: { name: string; args?: Record<string, unknown>; id?: string }
+  functionResponse?: { name: string; response: Record<string, unknown>; id?: string }
+  [kind: string]: unknown
+}
+
+export interface Content {
   role: 'user' | 'model'
-  text: string
+  parts: Part[]
 }
 
 export interface GenerationOptions {
@@ -36,20 +53,43 @@ export interface GenerationOptions {
   maxOutputTokens?: number
 }
 
+/** A function the model may call; `parameters` is a JSON Schema object. */
+export interface ToolDeclaration {
+  name: string
+  description?: string
+  parameters?: Record<string, unknown>
+}
+
+/** Gemini's functionCallingConfig: auto, none, required (any), or one named function. */
+export type ToolChoice = 'auto' | 'none' | 'required' | { name: string }
+
+export interface ThinkingOptions {
+  /** Tokens: -1 dynamic, 0 off. */
+  budget?: number
+  level?: 'minimal' | 'low' | 'medium' | 'high'
+  /** Whether thoughts reach the client (`thought` events, `reasoning_content`). */
+  include?: boolean
+}
+
 /** One upstream call: the whole conversation so far, the new user turn last. */
 export interface UpstreamRequest {
   model: string
-  turns: Turn[]
+  contents: Content[]
   system?: string
   generation?: GenerationOptions
+  tools?: ToolDeclaration[]
+  toolChoice?: ToolChoice
+  thinking?: ThinkingOptions
+  /** false: one call per reply (OpenAI's parallel_tool_calls); Gemini has no such switch, so the worker keeps the first. */
+  parallelToolCalls?: boolean
 }
 
 export interface ChatTask {
   port: MessagePort
   requestId: string
   request: UpstreamRequest
-  /** The done message carries the whole reply only when a session needs it. */
-  wantText: boolean
+  /** The done message carries the model's turn only when a session keeps it. */
+  wantContent: boolean
   /** Frame chunks as OpenAI `chat.completion.chunk` events instead of the gateway's `chunk` events. */
   openai?: OpenAiFraming
 }
@@ -62,8 +102,20 @@ export interface OpenAiFraming {
 
 export interface Usage {
   promptTokens: number
+  /** Answer tokens, thoughts not included. */
   outputTokens: number
   totalTokens: number
+  thoughtTokens?: number
+  /** Prompt tokens served from the provider's context cache, where it reports them. */
+  cachedTokens?: number
+}
+
+/** A complete function call as the client sees it (`tool_call` event). */
+export interface ToolCall {
+  id: string
+  name: string
+  args: Record<string, unknown>
+  signature?: string
 }
 
 /** Errors cross threads as plain objects: structured clone drops an Error's class and code. */
@@ -91,16 +143,26 @@ export interface DoneMessage {
   type: 'done'
   finishReason: string
   usage: Usage
-  text?: string
+  /** How many tool_call events the reply ended with (0: none). */
+  toolCalls: number
+  /** The model's turn, when the task asked for it (wantContent). */
+  content?: Content
+  /** The thought text, when the task asked for the content and for thoughts. */
+  thoughts?: string
 }
+/** Sent once, after the frames that hold the first answer chunk, when thoughts came before it (TTFT). */
+export interface AnswerMessage {
+  type: 'answer'
+}
+
 export interface ErrorMessage {
   type: 'error'
   error: WireError
   usage?: Usage
 }
 
-/** A string is one or more complete SSE `chunk` events, framed by the worker. */
-export type WorkerMessage = string | StartMessage | HeartbeatMessage | RetryMessage | DoneMessage | ErrorMessage
+/** A string is one or more complete SSE events (chunk, thought, tool_call), framed by the worker. */
+export type WorkerMessage = string | StartMessage | HeartbeatMessage | RetryMessage | AnswerMessage | DoneMessage | ErrorMessage
 
 export interface CancelMessage {
   type: 'cancel'

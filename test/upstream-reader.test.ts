@@ -122,7 +122,10 @@ async function read(reader: 'gateway' | 'sdk', name: string): Promise<Outcome> {
   const upstream = createUpstream({ apiKey: 'test-key', baseUrl, upstreamReader: reader })
   const pieces: UpstreamPiece[] = []
   try {
-    for await (const piece of upstream({ model: 'gemini-2.5-flash', turns: [{ role: 'user', text: name }] }, new AbortController().signal))
+    for await (const piece of upstream(
+      { model: 'gemini-2.5-flash', contents: [{ role: 'user', parts: [{ text: name }] }] },
+      new AbortController().signal
+    ))
       pieces.push(piece)
     return { pieces }
   } catch (err) {
@@ -138,12 +141,19 @@ describe('UPSTREAM_READER=gateway reads every wire shape as the SDK does', () =>
 
   test('the shapes above are told apart: text, finish, usage, blocks and each failure', async () => {
     expect(await read('gateway', 'an event and a UTF-8 character split across writes')).toEqual({
-      pieces: [{ text: 'héllo 🌊' }, { text: '!', finishReason: 'STOP', usage: { promptTokens: 3, outputTokens: 2, totalTokens: 5 } }]
+      pieces: [
+        { parts: [{ text: 'héllo 🌊' }], thought: '' },
+        { parts: [{ text: '!' }], thought: '', finishReason: 'STOP', usage: { promptTokens: 3, outputTokens: 2, totalTokens: 5 } }
+      ]
     })
-    expect((await read('gateway', 'an event: line makes the event no chunk')).pieces.map((p) => p.text)).toEqual(['kept'])
-    expect((await read('gateway', 'a thought part is not reply text')).pieces[0]).toEqual({ text: 'yes', finishReason: 'STOP' })
+    expect((await read('gateway', 'an event: line makes the event no chunk')).pieces.map((p) => p.parts)).toEqual([[{ text: 'kept' }]])
+    expect((await read('gateway', 'a thought part is not reply text')).pieces[0]).toEqual({
+      parts: [{ text: 'yes' }],
+      thought: 'hmm',
+      finishReason: 'STOP'
+    })
     expect((await read('gateway', 'a blocked prompt: 200 with promptFeedback and no candidates')).pieces).toEqual([
-      { text: '', blockReason: 'SAFETY' }
+      { parts: [], thought: '', blockReason: 'SAFETY' }
     ])
     const failures = await Promise.all(
       [

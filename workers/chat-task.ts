@@ -4,23 +4,27 @@
 //   front process ── ChatTask{port} ──▶ task()
 //                                         │  upstream(request, signal)   (gemini.ts, one client per worker)
 //                                         ▼
-//   port ◀── framed chunk events (batched per tick) ◀── pieces
-//   port ◀── start · hb (heartbeat ticker, for the front's watchdog) · retry
+//   port ◀── framed chunk · thought · tool_call events (batched per tick) ◀── pieces, read to their end
+//   port ◀── start · hb (heartbeat ticker, for the front's watchdog) · retry · answer
 //   port ◀── done | error (exactly one, last)
 //   port ──▶ cancel → abort the upstream call
 import { threadId } from 'node:worker_threads'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type {
   ChatTask,
+  Content,
   DoneMessage,
   ErrorMessage,
   FrontMessage,
-  OpenAiFraming,
+  Part,
+  ToolCall,
   Usage,
   WireError,
   WorkerMessage,
   WorkerSettings
 } from '../src/protocol.js'
+import { gatewayFramer, openAiFramer, type EventFramer } from '../src/wire/events.js'
+import { newGatewayCallId } from '../src/wire/tool-call-id.js'
 import { classifyUpstreamError, createUpstream, SAFETY_FINISH, type UpstreamFailure } from './gemini.js'
 import { injectChaos } from './chaos.js'
 
@@ -31,24 +35,18 @@ class Stream {
   pending = ''
   /** Set when anything was posted since the last heartbeat tick. */
   posted = false
-  chunks = 0
-  text = ''
-  /** What surrounds the JSON-encoded text in every chunk event, built once per stream. */
-  private readonly before: string
-  private readonly after: string
+  /** Events relayed so far (chunk, thought, tool_call): each one's `id:`. */
+  events = 0
+  calls = 0
+  /** Thoughts come first: the front times the first answer chunk by an `answer` message. */
+  private answer: 'unneeded' | 'waiting' | 'pending' | 'sent'
 
   constructor(
     readonly port: ChatTask['port'],
-    openai: OpenAiFraming | undefined
+    private readonly framer: EventFramer,
+    thoughtsRelayed: boolean
   ) {
-    if (openai) {
-      const head = JSON.stringify({ id: openai.id, object: 'chat.completion.chunk', created: openai.created, model: openai.model })
-      this.before = `\ndata: ${head.slice(0, -1)},"choices":[{"index":0,"delta":{"role":"assistant","content":`
-      this.after = '},"finish_reason":null}]}\n\n'
-    } else {
-      this.before = '\nevent: chunk\ndata: {"text":'
-      this.after = '}\n\n'
-    }
+    this.answer = thoughtsRelayed ? 'waiting' : 'unneeded'
   }
 
   post(message: WorkerMessage): void {
@@ -57,10 +55,28 @@ class Stream {
     this.port.postMessage(message)
   }
 
-  /** Frames one chunk event; events produced within one tick leave as one message. */
   chunk(text: string): void {
+    this.add(this.framer.chunk(++this.events, text))
+    this.answered()
+  }
+
+  thought(text: string): void {
+    this.add(this.framer.thought(++this.events, text))
+  }
+
+  toolCall(call: ToolCall): void {
+    this.add(this.framer.toolCall(++this.events, call, this.calls++))
+    this.answered()
+  }
+
+  /** Events produced within one tick leave as one message. */
+  private add(frame: string): void {
     if (this.pending === '') setImmediate(this.flush)
-    this.pending += `id: ${++this.chunks}${this.before}${JSON.stringify(text)}${this.after}`
+    this.pending += frame
+  }
+
+  private answered(): void {
+    if (this.answer === 'waiting') this.answer = 'pending'
   }
 
   flush = (): void => {
@@ -68,7 +84,21 @@ class Stream {
     this.posted = true
     this.port.postMessage(this.pending)
     this.pending = ''
+    if (this.answer === 'pending') {
+      this.answer = 'sent'
+      this.port.postMessage({ type: 'answer' } satisfies WorkerMessage)
+    }
   }
+}
+
+/** The model's turn as a session keeps it: parts in order, runs of plain text in one part. */
+function keep(parts: Part[], part: Part): void {
+  const plain = typeof part.text === 'string' && Object.keys(part).length === 1
+  if (plain && part.text === '') return
+  const last = parts.at(-1)
+  // A part with a signature starts a run; plain text that follows joins it, as one unary reply would hold it.
+  if (plain && last && typeof last.text === 'string' && last.thought !== true) last.text += part.text ?? ''
+  else parts.push({ ...part })
 }
 
 export function createChatTask(settings: WorkerSettings): (task: ChatTask) => Promise<void> {
@@ -84,7 +114,8 @@ export function createChatTask(settings: WorkerSettings): (task: ChatTask) => Pr
   }, settings.heartbeatMs).unref()
 
   return async function chatTask(task: ChatTask): Promise<void> {
-    const stream = new Stream(task.port, task.openai)
+    const framer = task.openai ? openAiFramer(task.openai) : gatewayFramer()
+    const stream = new Stream(task.port, framer, task.request.thinking?.include === true)
     const controller = new AbortController()
     // Cancel is the one message the front sends (FrontMessage).
     task.port.on('message', (_message: FrontMessage) => {
@@ -93,7 +124,7 @@ export function createChatTask(settings: WorkerSettings): (task: ChatTask) => Pr
     live.add(stream)
     stream.post({ type: 'start', threadId })
     try {
-      if (settings.chaos) injectChaos(task.request.turns.at(-1)?.text ?? '')
+      if (settings.chaos) injectChaos(lastText(task.request.contents))
       const last = await relay(task, stream, controller)
       if (last) stream.post(last)
     } finally {
@@ -108,41 +139,51 @@ export function createChatTask(settings: WorkerSettings): (task: ChatTask) => Pr
     const firstTokenBy = Date.now() + settings.ttftTimeoutMs
     const ttft = setTimeout(deadline('upstream_timeout', 'No first token from the model provider in time.'), settings.ttftTimeoutMs)
     const total = setTimeout(deadline('stream_timeout', 'The stream exceeded its total time limit.'), settings.maxStreamMs)
+    const showThoughts = task.request.thinking?.include === true
+    const keepThoughts = showThoughts && task.wantContent
+    const oneCall = task.request.parallelToolCalls === false
     let idle: NodeJS.Timeout | undefined
     let usage: Usage | undefined
     try {
       for (let attempt = 0; ; attempt++) {
         let failure: UpstreamFailure
+        const parts: Part[] = []
+        let thoughts = ''
+        let finishReason: string | undefined
+        // A refusal anywhere ends the turn as one; nothing after it reaches the client.
+        let refused: string | undefined
         try {
+          // Read to the end: Gemini 1.x repeats finishReason on every chunk, and code execution and
+          // server-side tools send STOP mid-stream and go on. The last finishReason is the turn's.
           for await (const piece of upstream(task.request, signal)) {
+            // Any chunk is life, thoughts included: the first-token deadline is met, the idle one reset.
             if (idle) idle.refresh()
             else {
               clearTimeout(ttft)
               idle = setTimeout(deadline('stream_timeout', 'The model provider stopped sending.'), settings.idleTimeoutMs)
             }
             if (piece.usage) usage = piece.usage
-            if (piece.text) {
-              stream.chunk(piece.text)
-              if (task.wantText) stream.text += piece.text
+            if (refused === undefined) {
+              if (piece.thought && showThoughts) stream.thought(piece.thought)
+              if (piece.thought && keepThoughts) thoughts += piece.thought
+              for (const part of piece.parts) relayPart(part, stream, parts, oneCall)
             }
-            if (piece.blockReason || (piece.finishReason && SAFETY_FINISH.has(piece.finishReason))) {
-              return errorMessage(
-                {
-                  code: 'safety_blocked',
-                  message: `The model declined to answer (${piece.blockReason ?? piece.finishReason}).`,
-                  retryable: false
-                },
-                usage
-              )
-            }
-            if (piece.finishReason) return done(piece.finishReason, usage, stream, task.wantText)
+            if (piece.finishReason) finishReason = piece.finishReason
+            refused ??= piece.blockReason ?? (finishReason && SAFETY_FINISH.has(finishReason) ? finishReason : undefined)
           }
-          return done('FINISH_REASON_UNSPECIFIED', usage, stream, task.wantText)
+          if (refused !== undefined) {
+            return errorMessage({ code: 'safety_blocked', message: `The model declined to answer (${refused}).`, retryable: false }, usage)
+          }
+          const message = done(finishReason ?? 'FINISH_REASON_UNSPECIFIED', usage, stream.calls)
+          if (task.wantContent) message.content = { role: 'model', parts }
+          if (keepThoughts) message.thoughts = thoughts
+          return message
         } catch (err) {
           if (signal.aborted) return aborted(signal, usage)
           failure = classifyUpstreamError(err)
         }
-        const wait = stream.chunks === 0 && attempt < settings.upstreamRetries ? retryDelay(failure, attempt) : undefined
+        // Retried only while the client has seen nothing of this attempt.
+        const wait = stream.events === 0 && attempt < settings.upstreamRetries ? retryDelay(failure, attempt) : undefined
         if (wait === undefined || Date.now() + wait >= firstTokenBy) return errorMessage(failure.error, usage)
         stream.post({
           type: 'retry',
@@ -160,16 +201,32 @@ export function createChatTask(settings: WorkerSettings): (task: ChatTask) => Pr
   }
 }
 
+/** Text reaches the client as chunk events, a call as one tool_call event; every part is kept for the turn. */
+function relayPart(part: Part, stream: Stream, parts: Part[], oneCall: boolean): void {
+  const fc = part.functionCall
+  if (fc) {
+    if (oneCall && stream.calls > 0) return
+    const id = fc.id ?? newGatewayCallId()
+    const call: ToolCall = { id, name: fc.name, args: fc.args ?? {} }
+    if (part.thoughtSignature) call.signature = part.thoughtSignature
+    stream.toolCall(call)
+    keep(parts, fc.id ? part : { ...part, functionCall: { ...fc, id } })
+    return
+  }
+  if (typeof part.text === 'string' && part.text !== '') stream.chunk(part.text)
+  keep(parts, part)
+}
+
+const lastText = (contents: Content[]) => (contents.at(-1)?.parts ?? []).map((p) => p.text ?? '').join('')
+
 /** Exponential backoff with jitter for transient faults; a 429 only when its RetryInfo says how long. */
 function retryDelay(failure: UpstreamFailure, attempt: number): number | undefined {
   if (failure.transient) return Math.round(100 * 2 ** attempt * (0.5 + Math.random() / 2))
   return failure.error.code === 'upstream_rate_limited' ? failure.error.retryAfterMs : undefined
 }
 
-function done(finishReason: string, usage: Usage | undefined, stream: Stream, wantText: boolean): DoneMessage {
-  const message: DoneMessage = { type: 'done', finishReason, usage: usage ?? { promptTokens: 0, outputTokens: 0, totalTokens: 0 } }
-  if (wantText) message.text = stream.text
-  return message
+function done(finishReason: string, usage: Usage | undefined, toolCalls: number): DoneMessage {
+  return { type: 'done', finishReason, usage: usage ?? { promptTokens: 0, outputTokens: 0, totalTokens: 0 }, toolCalls }
 }
 
 /** A cancelled stream has no one left to tell; a deadline's reason is the error to send. */

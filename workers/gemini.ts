@@ -1,4 +1,4 @@
-// The only importer of @google/genai: one client per worker, a stream of plain text pieces,
+// The only importer of @google/genai: one client per worker, a stream of pieces (gemini-parts.ts),
 // and the mapping of every upstream failure to a wire error.
 //
 //   generateContentStream ─ builds the request (URL, key header, body), calls `fetch` below
@@ -10,19 +10,24 @@
 // JSON-parses it twice, under four async generators. Measured here (200 streams, chunks 20 ms
 // apart), one 50-chunk stream cost 3.7 ms of CPU that way and 1.2 ms this way.
 import { StringDecoder } from 'node:string_decoder'
-import { ApiError, GoogleGenAI, type Fetch, type GenerateContentParameters, type GenerateContentResponse } from '@google/genai'
+import {
+  ApiError,
+  GoogleGenAI,
+  type Content as GeminiContent,
+  FunctionCallingConfigMode,
+  ThinkingLevel,
+  type Fetch,
+  type GenerateContentConfig,
+  type GenerateContentParameters,
+  type GenerateContentResponse
+} from '@google/genai'
 import { createParser } from 'eventsource-parser'
 import { Agent, request as httpRequest, type Dispatcher } from 'undici'
-import type { Turn, UpstreamRequest, Usage, WireError, WorkerSettings } from '../src/protocol.js'
+import type { Content, Part, UpstreamRequest, WireError, WorkerSettings } from '../src/protocol.js'
+import { isGatewayCallId } from '../src/wire/tool-call-id.js'
+import { PartReader, type UpstreamPiece } from './gemini-parts.js'
 
-export interface UpstreamPiece {
-  text: string
-  /** Only on the last piece of a stream. */
-  finishReason?: string
-  usage?: Usage
-  blockReason?: string
-}
-
+export type { UpstreamPiece } from './gemini-parts.js'
 export type UpstreamStream = (request: UpstreamRequest, signal: AbortSignal) => AsyncGenerator<UpstreamPiece>
 
 /** One event larger than this is not a Gemini chunk; it ends the stream as upstream_error. */
@@ -37,14 +42,16 @@ export function createUpstream({
   const ai = new GoogleGenAI({ apiKey, httpOptions: { apiVersion: 'v1beta', ...(baseUrl ? { baseUrl } : {}) } })
   const params = (request: UpstreamRequest, signal: AbortSignal): GenerateContentParameters => ({
     model: request.model,
-    contents: request.turns.map(toContent),
+    contents: request.contents.map(toGemini),
     // The whole config every call: the SDK never merges a per-call config with an earlier one.
-    config: { ...request.generation, ...(request.system ? { systemInstruction: request.system } : {}), abortSignal: signal }
+    config: { ...configOf(request), abortSignal: signal }
   })
 
   if (upstreamReader === 'sdk') {
     return async function* stream(request, signal) {
-      for await (const response of await ai.models.generateContentStream(params(request, signal))) yield toPiece(response)
+      const reader = new PartReader()
+      for await (const response of await ai.models.generateContentStream(params(request, signal))) yield reader.read(response)
+      yield* ended(reader)
     }
   }
 
@@ -69,13 +76,80 @@ export function createUpstream({
     }
     const base = params(request, signal)
     const responses = await ai.models.generateContentStream({ ...base, config: { ...base.config, httpOptions: { fetch } } })
-    if (events) yield* readEvents(events)
-    else for await (const response of responses) yield toPiece(response)
+    const reader = new PartReader()
+    if (events) yield* readEvents(events, reader)
+    else for await (const response of responses) yield reader.read(response)
+    yield* ended(reader)
   }
 }
 
+/** A streamed call whose terminal part never came, completed when the stream ends. */
+function* ended(reader: PartReader): Generator<UpstreamPiece> {
+  const parts = reader.end()
+  if (parts.length > 0) yield { parts, thought: '' }
+}
+
+const LEVELS = { minimal: ThinkingLevel.MINIMAL, low: ThinkingLevel.LOW, medium: ThinkingLevel.MEDIUM, high: ThinkingLevel.HIGH } as const
+const MODES = {
+  auto: FunctionCallingConfigMode.AUTO,
+  none: FunctionCallingConfigMode.NONE,
+  required: FunctionCallingConfigMode.ANY
+} as const
+
+function configOf(request: UpstreamRequest): GenerateContentConfig {
+  const config: GenerateContentConfig = { ...request.generation }
+  if (request.system) config.systemInstruction = request.system
+  if (request.tools?.length) {
+    config.tools = [
+      {
+        functionDeclarations: request.tools.map((t) => ({
+          name: t.name,
+          ...(t.description ? { description: t.description } : {}),
+          ...(t.parameters ? { parametersJsonSchema: t.parameters } : {})
+        }))
+      }
+    ]
+  }
+  const choice = request.toolChoice
+  if (choice) {
+    config.toolConfig = {
+      functionCallingConfig:
+        typeof choice === 'string' ? { mode: MODES[choice] } : { mode: FunctionCallingConfigMode.ANY, allowedFunctionNames: [choice.name] }
+    }
+  }
+  const thinking = request.thinking
+  if (thinking) {
+    config.thinkingConfig = {
+      ...(thinking.budget === undefined ? {} : { thinkingBudget: thinking.budget }),
+      ...(thinking.level ? { thinkingLevel: LEVELS[thinking.level] } : {}),
+      ...(thinking.include ? { includeThoughts: true } : {})
+    }
+  }
+  return config
+}
+
+/** The conversation as Gemini takes it: every part as it came, but call ids Gemini never issued left out. */
+function toGemini(content: Content): GeminiContent {
+  if (!content.parts.some((p) => p.functionCall?.id !== undefined || p.functionResponse?.id !== undefined)) return content
+  return { role: content.role, parts: content.parts.map(withoutGatewayIds) }
+}
+
+function withoutGatewayIds(part: Part): Part {
+  const call = part.functionCall
+  if (call?.id !== undefined && isGatewayCallId(call.id)) {
+    const { id: _, ...rest } = call
+    return { ...part, functionCall: rest }
+  }
+  const response = part.functionResponse
+  if (response?.id !== undefined && isGatewayCallId(response.id)) {
+    const { id: _, ...rest } = response
+    return { ...part, functionResponse: rest }
+  }
+  return part
+}
+
 /** Gemini's event stream as the SDK would read it: error chunks throw ApiError, a cut-off last event throws. */
-async function* readEvents(body: Dispatcher.ResponseData['body']): AsyncGenerator<UpstreamPiece> {
+async function* readEvents(body: Dispatcher.ResponseData['body'], reader: PartReader): AsyncGenerator<UpstreamPiece> {
   const data: string[] = []
   // Like the SDK, an event with a field other than data (`event:`, `retry:`, an unknown one) is not a chunk.
   let foreign = false
@@ -98,7 +172,7 @@ async function* readEvents(body: Dispatcher.ResponseData['body']): AsyncGenerato
   try {
     for await (const buffer of body.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
       parser.feed(decoder.write(buffer))
-      for (const json of data) yield toPiece(parseChunk(json))
+      for (const json of data) yield reader.read(parseChunk(json))
       data.length = 0
     }
   } finally {
@@ -123,25 +197,6 @@ function parseChunk(json: string): StreamChunk {
     throw new ApiError({ message: `got status: ${String(chunk.error.status)}. ${JSON.stringify(chunk)}`, status: code })
   }
   return chunk
-}
-
-const toContent = (turn: Turn) => ({ role: turn.role, parts: [{ text: turn.text }] })
-
-function toPiece(response: StreamChunk): UpstreamPiece {
-  const candidate = response.candidates?.[0]
-  let text = ''
-  // Not `response.text`: it walks every part and warns on non-text parts, per chunk.
-  for (const part of candidate?.content?.parts ?? []) if (typeof part.text === 'string' && part.thought !== true) text += part.text
-  const piece: UpstreamPiece = { text }
-  const meta = response.usageMetadata
-  if (meta) {
-    const promptTokens = meta.promptTokenCount ?? 0
-    const outputTokens = meta.candidatesTokenCount ?? 0
-    piece.usage = { promptTokens, outputTokens, totalTokens: meta.totalTokenCount ?? promptTokens + outputTokens }
-  }
-  if (candidate?.finishReason) piece.finishReason = candidate.finishReason
-  if (response.promptFeedback?.blockReason) piece.blockReason = response.promptFeedback.blockReason
-  return piece
 }
 
 /** Finish reasons that mean the model refused, not that it finished. */

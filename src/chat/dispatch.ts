@@ -13,8 +13,10 @@ import type { TaskRunner } from '../pool/runner.js'
 import type { Watchdog, Watched } from '../pool/watchdog.js'
 
 export interface StreamEvents {
-  /** One or more framed SSE chunk events. */
+  /** One or more framed SSE events (chunk, thought, tool_call). */
   chunks(frames: string): void
+  /** The frames just relayed held the first answer chunk (sent only when thoughts came first). */
+  answer(): void
   /** A retry before the first chunk: an upstream fault retried by the worker, or a worker fault retried here. */
   retry(code: string, retryAfterMs?: number): void
   /** Exactly one of `done` and `error`, last. */
@@ -97,6 +99,9 @@ export class Dispatcher {
             break
           case 'retry':
             events.retry(message.code, message.retryAfterMs)
+            break
+          case 'answer':
+            events.answer()
             break
           case 'done':
             settled = true

@@ -1,5 +1,5 @@
-// SSE framing for the events the front process writes itself. Chunk events are framed by the
-// worker (workers/chat-task.ts) in the same format. Every data line is one line of JSON.
+// SSE framing for the events the front process writes itself. Chunk, thought and tool_call events
+// are framed by the worker (src/wire/events.ts) in the same format. Every data line is one line of JSON.
 import type { DoneMessage, OpenAiFraming, WireError } from '../protocol.js'
 import type { Meta, Timing } from './sse-writer.js'
 
@@ -16,7 +16,12 @@ export interface Dialect {
 export const metaFrame = (meta: Meta) => `event: meta\ndata: ${JSON.stringify(meta)}\n\n`
 
 export const doneFrame = (message: DoneMessage, timing: Timing) =>
-  `event: done\ndata: ${JSON.stringify({ finishReason: message.finishReason, usage: message.usage, timing })}\n\n`
+  `event: done\ndata: ${JSON.stringify({
+    finishReason: message.finishReason,
+    usage: message.usage,
+    timing,
+    ...(message.toolCalls > 0 ? { toolCalls: message.toolCalls } : {})
+  })}\n\n`
 
 export const errorFrame = (error: WireError) => `event: error\ndata: ${JSON.stringify(error)}\n\n`
 

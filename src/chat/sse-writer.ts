@@ -71,7 +71,9 @@ export class SseWriter {
     private readonly heartbeats: Heartbeats,
     private readonly bufferLimit: number,
     /** Called when the reader fell too far behind: the caller ends the stream (client_too_slow) and cancels the upstream call. */
-    private readonly onTooSlow: () => void
+    private readonly onTooSlow: () => void,
+    /** Thoughts are relayed before the answer: the first chunk is timed by answered(), not by the first frames. */
+    private readonly thoughtsFirst = false
   ) {}
 
   /** `headers`: what hooks (CORS, security headers) already set on the reply Fastify no longer sends. */
@@ -85,11 +87,16 @@ export class SseWriter {
 
   chunks(frames: string): void {
     if (this.ended) return
-    this.firstChunkAt ??= performance.now()
+    if (!this.thoughtsFirst) this.firstChunkAt ??= performance.now()
     this.wrote = true
     corkUntilNextTick(this.res)
     this.res.write(frames)
     if (this.res.writableLength > this.bufferLimit) this.onTooSlow()
+  }
+
+  /** The frames just written held the first answer chunk (TTFT is to the answer, never to a thought). */
+  answered(): void {
+    this.firstChunkAt ??= performance.now()
   }
 
   get timing(): Timing {

@@ -4,7 +4,7 @@
 import type { FastifyBaseLogger, FastifyReply } from 'fastify'
 import type { Config } from '../config.js'
 import { wireError } from '../errors.js'
-import type { DoneMessage, UpstreamRequest, Usage, WireError } from '../protocol.js'
+import type { Content, DoneMessage, UpstreamRequest, Usage, WireError } from '../protocol.js'
 import type { Lifecycle, OpenStream } from '../lifecycle.js'
 import type { Metrics } from '../metrics.js'
 import type { QuotaGate } from '../quota/quota-gate.js'
@@ -30,6 +30,9 @@ export interface TurnDeps {
 export interface TurnSpec {
   requestId: string
   sessionId: string | null
+  /** The user's content of this turn, which a session appends with the model's when it completes. */
+  user: Content
+  /** For the log line with LOG_CONTENT=1. */
   userText: string
   request: UpstreamRequest
   log: FastifyBaseLogger
@@ -45,11 +48,17 @@ export function runTurn(deps: TurnDeps, reply: FastifyReply, spec: TurnSpec): vo
   let retries = 0
   let graceTimer: NodeJS.Timeout | undefined
 
-  const writer = new SseWriter(reply.raw, deps.heartbeats, config.STREAM_BUFFER_BYTES, () => {
-    // It stopped reading: the terminal event may never drain, so do not hold the socket for it.
-    stop(wireError('client_too_slow', `More than ${config.STREAM_BUFFER_BYTES} bytes were waiting for this client.`))
-    setTimeout(() => reply.raw.destroy(), 5_000).unref()
-  })
+  const writer = new SseWriter(
+    reply.raw,
+    deps.heartbeats,
+    config.STREAM_BUFFER_BYTES,
+    () => {
+      // It stopped reading: the terminal event may never drain, so do not hold the socket for it.
+      stop(wireError('client_too_slow', `More than ${config.STREAM_BUFFER_BYTES} bytes were waiting for this client.`))
+      setTimeout(() => reply.raw.destroy(), 5_000).unref()
+    },
+    spec.request.thinking?.include === true
+  )
 
   /** The one place a turn ends: every path (done, error, cancel, drain) comes here once. */
   const end = (terminal: string, outcome: string, usage?: Usage) => {
@@ -97,12 +106,13 @@ export function runTurn(deps: TurnDeps, reply: FastifyReply, spec: TurnSpec): vo
   metrics.streamStarted()
 
   const handle: StreamHandle = dispatcher.start(
-    { requestId, request: spec.request, wantText: sessionId !== null, ...(dialect.openai ? { openai: dialect.openai } : {}) },
+    { requestId, request: spec.request, wantContent: sessionId !== null, ...(dialect.openai ? { openai: dialect.openai } : {}) },
     {
       chunks: (frames) => {
         writer.chunks(frames)
         streamLog.append(requestId, frames, lastIdOf(frames))
       },
+      answer: () => writer.answered(),
       retry: (code, retryAfterMs) => {
         retries++
         metrics.retried(code)
@@ -110,7 +120,7 @@ export function runTurn(deps: TurnDeps, reply: FastifyReply, spec: TurnSpec): vo
         if (retryAfterMs) void quota.pauseFor(retryAfterMs)
       },
       done: (message: DoneMessage) => {
-        if (sessionId) void sessions.commit(sessionId, spec.userText, message.text ?? '')
+        if (sessionId && message.content) void sessions.commit(sessionId, [spec.user, message.content])
         end(writer.finish(dialect.done(message, writer.timing)), 'done', message.usage)
       },
       error: (error) => {

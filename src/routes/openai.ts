@@ -1,45 +1,22 @@
 // POST /v1/chat/completions and GET /v1/models: the OpenAI wire format over the same pool,
-// isolation, quota, limits and metrics as /api/chat. Errors take OpenAI's shape and status.
+// isolation, quota, limits and metrics as /api/chat. Errors take OpenAI's shape and status. What a
+// body becomes upstream (messages, tools, reasoning) is openai-request.ts.
 import { randomUUID } from 'node:crypto'
 import type { FastifyError, FastifyPluginAsync } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { Type, type Static } from '@sinclair/typebox'
 import { errorCodes, GatewayError, wireError, type ErrorCode } from '../errors.js'
-import type { DoneMessage, Turn, WireError } from '../protocol.js'
+import type { DoneMessage, WireError } from '../protocol.js'
 import { estimateTokens } from '../quota/quota-gate.js'
+import { contentTexts } from '../chat/conversation.js'
 import type { Dialect } from '../chat/sse-frames.js'
 import { runTurn, type TurnDeps } from '../chat/turn.js'
-import { MESSAGE_MAX_CHARS } from './chat-schema.js'
+import { openAiToolCallId } from '../wire/tool-call-id.js'
+import { OpenAiBodySchema, upstreamRequest } from './openai-request.js'
 import { STREAMED } from './chat.js'
 
-const Content = Type.Union([
-  Type.String({ maxLength: MESSAGE_MAX_CHARS }),
-  Type.Array(Type.Object({ type: Type.Literal('text'), text: Type.String({ maxLength: MESSAGE_MAX_CHARS }) }), { maxItems: 64 })
-])
-// Open objects: OpenAI clients send fields (n, user, seed, …) a gateway may ignore.
-const Body = Type.Object({
-  model: Type.String({ minLength: 1, maxLength: 128 }),
-  messages: Type.Array(
-    Type.Object({
-      role: Type.Unsafe<'system' | 'developer' | 'user' | 'assistant'>({
-        type: 'string',
-        enum: ['system', 'developer', 'user', 'assistant']
-      }),
-      content: Content
-    }),
-    { minItems: 1, maxItems: 1_000 }
-  ),
-  stream: Type.Optional(Type.Boolean()),
-  stream_options: Type.Optional(Type.Object({ include_usage: Type.Optional(Type.Boolean()) })),
-  temperature: Type.Optional(Type.Number({ minimum: 0, maximum: 2 })),
-  top_p: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
-  max_tokens: Type.Optional(Type.Integer({ minimum: 1, maximum: 65_536 })),
-  max_completion_tokens: Type.Optional(Type.Integer({ minimum: 1, maximum: 65_536 }))
-})
-type OpenAiBody = Static<typeof Body>
-
 const FINISH: Record<string, string> = { STOP: 'stop', MAX_TOKENS: 'length' }
-const finishReason = (reason: string) => FINISH[reason] ?? 'stop'
+/** A reply that ended with calls is `tool_calls`, whatever Gemini's own reason (it says STOP). */
+const finishReason = (message: DoneMessage) => (message.toolCalls > 0 ? 'tool_calls' : (FINISH[message.finishReason] ?? 'stop'))
 
 function openAiError(code: string, message: string): { error: { message: string; type: string; code: string } } {
   const status = (errorCodes as Record<string, { status: number }>)[code]?.status ?? 500
@@ -48,10 +25,13 @@ function openAiError(code: string, message: string): { error: { message: string;
   return { error: { message, type, code } }
 }
 
-const usageOf = (message: DoneMessage) => ({
-  prompt_tokens: message.usage.promptTokens,
-  completion_tokens: message.usage.outputTokens,
-  total_tokens: message.usage.totalTokens
+// OpenAI counts reasoning inside completion_tokens; Gemini counts thoughts apart.
+const usageOf = ({ usage }: DoneMessage) => ({
+  prompt_tokens: usage.promptTokens,
+  completion_tokens: usage.outputTokens + (usage.thoughtTokens ?? 0),
+  total_tokens: usage.totalTokens,
+  ...(usage.thoughtTokens ? { completion_tokens_details: { reasoning_tokens: usage.thoughtTokens } } : {}),
+  ...(usage.cachedTokens ? { prompt_tokens_details: { cached_tokens: usage.cachedTokens } } : {})
 })
 
 function streamDialect(id: string, created: number, model: string, includeUsage: boolean): Dialect {
@@ -60,26 +40,11 @@ function streamDialect(id: string, created: number, model: string, includeUsage:
     meta: false,
     openai: { id, created, model },
     done: (message) =>
-      chunk({ choices: [{ index: 0, delta: {}, finish_reason: finishReason(message.finishReason) }] }) +
+      chunk({ choices: [{ index: 0, delta: {}, finish_reason: finishReason(message) }] }) +
       (includeUsage ? chunk({ choices: [], usage: usageOf(message) }) : '') +
       'data: [DONE]\n\n',
     error: (error) => `data: ${JSON.stringify(openAiError(error.code, error.message))}\n\n`
   }
-}
-
-/** OpenAI messages → Gemini turns: system and developer messages become the system instruction. */
-function toTurns(body: OpenAiBody): { turns: Turn[]; system: string; userText: string } {
-  const text = (content: OpenAiBody['messages'][number]['content']) =>
-    typeof content === 'string' ? content : content.map((p) => p.text).join('')
-  const system: string[] = []
-  const turns: Turn[] = []
-  for (const m of body.messages) {
-    if (m.role === 'system' || m.role === 'developer') system.push(text(m.content))
-    else turns.push({ role: m.role === 'assistant' ? 'model' : 'user', text: text(m.content) })
-  }
-  const last = turns.at(-1)
-  if (last?.role !== 'user' || !last.text) throw new GatewayError('bad_request', 'The last message must be a non-empty user message.')
-  return { turns, system: system.join('\n\n'), userText: last.text }
 }
 
 export const openAiRoutes: FastifyPluginAsync<TurnDeps> = async (fastify, deps) => {
@@ -104,32 +69,24 @@ export const openAiRoutes: FastifyPluginAsync<TurnDeps> = async (fastify, deps) 
 
   app.post(
     '/v1/chat/completions',
-    { schema: { summary: 'OpenAI-compatible chat completions, streaming or not', body: Body } },
+    { schema: { summary: 'OpenAI-compatible chat completions, streaming or not', body: OpenAiBodySchema } },
     async (request, reply) => {
       const body = request.body
       if (!config.allowedModels.includes(body.model))
         throw new GatewayError('bad_request', `The model '${body.model}' is not one of ${config.allowedModels.join(', ')}.`)
-      const { turns, system, userText } = toTurns(body)
+      const { request: upstream, userText } = upstreamRequest(body)
       lifecycle.admit()
       if (dispatcher.full) throw new GatewayError('overloaded', undefined, 1)
       const giveBack = caps.take(request.clientKey)
       try {
-        await quota.acquire(estimateTokens([...turns.map((t) => t.text), system]))
+        await quota.acquire(
+          estimateTokens([...contentTexts(upstream.contents), upstream.system ?? '', JSON.stringify(upstream.tools ?? [])])
+        )
       } catch (err) {
         giveBack()
         throw err
       }
-      const maxOutputTokens = body.max_completion_tokens ?? body.max_tokens
-      const upstream = {
-        model: body.model,
-        turns,
-        ...(system ? { system } : {}),
-        generation: {
-          ...(body.temperature === undefined ? {} : { temperature: body.temperature }),
-          ...(body.top_p === undefined ? {} : { topP: body.top_p }),
-          ...(maxOutputTokens === undefined ? {} : { maxOutputTokens })
-        }
-      }
+      const user = upstream.contents.at(-1) ?? { role: 'user', parts: [] }
       const id = `chatcmpl-${randomUUID()}`
       const created = Math.floor(Date.now() / 1000)
 
@@ -139,6 +96,7 @@ export const openAiRoutes: FastifyPluginAsync<TurnDeps> = async (fastify, deps) 
         runTurn(deps, reply, {
           requestId: request.id,
           sessionId: null,
+          user,
           userText,
           log: request.log,
           onEnd: giveBack,
@@ -154,9 +112,10 @@ export const openAiRoutes: FastifyPluginAsync<TurnDeps> = async (fastify, deps) 
       let cancel = () => {}
       const result = await new Promise<DoneMessage | WireError>((resolve) => {
         const handle = dispatcher.start(
-          { requestId: request.id, request: upstream, wantText: true },
+          { requestId: request.id, request: upstream, wantContent: true },
           {
             chunks: () => {},
+            answer: () => {},
             retry: (code) => metrics.retried(code),
             done: resolve,
             error: resolve
@@ -186,11 +145,32 @@ export const openAiRoutes: FastifyPluginAsync<TurnDeps> = async (fastify, deps) 
         object: 'chat.completion',
         created,
         model: body.model,
-        choices: [
-          { index: 0, message: { role: 'assistant', content: result.text ?? '' }, finish_reason: finishReason(result.finishReason) }
-        ],
+        choices: [{ index: 0, message: assistantMessage(result), finish_reason: finishReason(result) }],
         usage: usageOf(result)
       }
     }
   )
+}
+
+/** The reply as one assistant message: text as content, calls as tool_calls (signatures in their ids), thoughts when asked. */
+function assistantMessage(message: DoneMessage) {
+  const parts = message.content?.parts ?? []
+  const text = parts.map((p) => (typeof p.text === 'string' ? p.text : '')).join('')
+  const calls = parts.flatMap((p) =>
+    p.functionCall
+      ? [
+          {
+            id: openAiToolCallId(p.functionCall.id ?? '', p.thoughtSignature),
+            type: 'function' as const,
+            function: { name: p.functionCall.name, arguments: JSON.stringify(p.functionCall.args ?? {}) }
+          }
+        ]
+      : []
+  )
+  return {
+    role: 'assistant' as const,
+    content: calls.length > 0 && text === '' ? null : text,
+    ...(calls.length > 0 ? { tool_calls: calls } : {}),
+    ...(message.thoughts ? { reasoning_content: message.thoughts } : {})
+  }
 }

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto'
 import { GatewayError } from '../errors.js'
-import type { Turn } from '../protocol.js'
-import type { SessionStore } from './store.js'
+import type { Content } from '../protocol.js'
+import { conversationFrom, type SessionStore } from './store.js'
 
 interface Session {
-  turns: Turn[]
+  turns: Content[]
   busy: boolean
   expiresAt: number
 }
@@ -29,19 +29,19 @@ export class MemorySessionStore implements SessionStore {
     return id
   }
 
-  async begin(id: string): Promise<Turn[]> {
+  async begin(id: string): Promise<Content[]> {
     const session = this.live(id)
     if (!session) throw new GatewayError('session_not_found')
     if (session.busy) throw new GatewayError('session_busy')
     session.busy = true
     this.touch(id, session)
-    return session.turns.slice()
+    return conversationFrom(session.turns.slice())
   }
 
-  async commit(id: string, user: string, reply: string): Promise<void> {
+  async commit(id: string, turn: readonly [Content, Content]): Promise<void> {
     const session = this.sessions.get(id)
     if (!session) return
-    session.turns.push({ role: 'user', text: user }, { role: 'model', text: reply })
+    session.turns.push(...turn)
     if (session.turns.length > this.maxTurns) session.turns.splice(0, session.turns.length - this.maxTurns)
     session.busy = false
     this.touch(id, session)

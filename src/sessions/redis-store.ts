@@ -4,8 +4,8 @@
 import { randomUUID } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import { GatewayError } from '../errors.js'
-import type { Turn } from '../protocol.js'
-import type { SessionStore } from './store.js'
+import type { Content } from '../protocol.js'
+import { conversationFrom, type SessionStore } from './store.js'
 
 const turnsKey = (id: string) => `gw:sess:${id}`
 const lockKey = (id: string) => `gw:sess:${id}:lock`
@@ -21,6 +21,12 @@ return 1`
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`
 // A new session is an empty list, which Redis cannot hold: a placeholder element marks it.
 const EMPTY = ''
+
+/** One stored content; sessions written before tools existed hold `{role, text}`. */
+function contentOf(stored: string): Content {
+  const value = JSON.parse(stored) as Content | { role: Content['role']; text: string }
+  return 'parts' in value ? value : { role: value.role, parts: [{ text: value.text }] }
+}
 
 export class RedisSessionStore implements SessionStore {
   /** Lock tokens of the turns this replica holds. */
@@ -41,7 +47,7 @@ export class RedisSessionStore implements SessionStore {
     return id
   }
 
-  async begin(id: string): Promise<Turn[]> {
+  async begin(id: string): Promise<Content[]> {
     const token = randomUUID()
     const locked = await this.redis.set(lockKey(id), token, 'PX', this.leaseMs, 'NX')
     // Use refreshes the TTL, as in memory: a session never expires in the middle of a turn.
@@ -54,10 +60,10 @@ export class RedisSessionStore implements SessionStore {
     }
     if (!locked) throw new GatewayError('session_busy')
     this.tokens.set(id, token)
-    return turns.filter((t) => t !== EMPTY).map((t) => JSON.parse(t) as Turn)
+    return conversationFrom(turns.filter((t) => t !== EMPTY).map(contentOf))
   }
 
-  async commit(id: string, user: string, reply: string): Promise<void> {
+  async commit(id: string, turn: readonly [Content, Content]): Promise<void> {
     const token = this.take(id)
     if (!token) return
     await this.redis.eval(
@@ -66,8 +72,8 @@ export class RedisSessionStore implements SessionStore {
       turnsKey(id),
       lockKey(id),
       token,
-      JSON.stringify({ role: 'user', text: user } satisfies Turn),
-      JSON.stringify({ role: 'model', text: reply } satisfies Turn),
+      JSON.stringify(turn[0]),
+      JSON.stringify(turn[1]),
       String(this.maxTurns),
       String(this.ttlMs)
     )

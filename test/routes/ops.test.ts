@@ -88,9 +88,12 @@ test('/openapi.json describes the chat route from the schema it validates with; 
   expect(doc.openapi).toBe('3.1.0')
   const chat = doc.paths['/api/chat'].post
   const schema = chat.requestBody.content['application/json'].schema
-  expect(schema.required).toEqual(['message'])
+  // message is optional: a turn may carry only toolResults.
+  expect(schema.required).toBeUndefined()
   expect(schema.additionalProperties).toBe(false)
   expect(schema.properties.message.maxLength).toBe(32000)
+  expect(schema.properties.tools.maxItems).toBe(128)
+  expect(Object.keys(schema.properties.thinking.properties)).toEqual(['budget', 'level', 'include'])
   expect(schema.properties.model.enum).toEqual(gw.config.allowedModels)
   expect(Object.keys(chat.responses)).toEqual(expect.arrayContaining(['200', '400', '404', '409', '413', '415', '503']))
   expect(doc.paths['/readyz']).toBeDefined()

@@ -5,11 +5,15 @@ import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { MemorySessionStore } from '../../src/sessions/memory-store.js'
 import { RedisSessionStore } from '../../src/sessions/redis-store.js'
+import type { Content } from '../../src/protocol.js'
 import type { SessionStore } from '../../src/sessions/store.js'
 import { startRedis, type TestRedis } from '../helpers/redis.js'
 import { lacks } from '../helpers/system.js'
 
 const TTL_MS = 60_000
+
+const said = (role: Content['role'], text: string): Content => ({ role, parts: [{ text }] })
+const turn = (user: string, model: string) => [said('user', user), said('model', model)] as const
 const MAX_TURNS = 4
 
 interface Stores {
@@ -72,12 +76,9 @@ function contract(make: () => Stores | Promise<Stores>): () => SessionStore {
     const a = replica()
     const id = await a.create()
     await expect(replica().begin(id)).rejects.toMatchObject({ code: 'session_busy' })
-    await a.commit(id, 'hello', 'hi there')
+    await a.commit(id, turn('hello', 'hi there'))
     const b = replica()
-    expect(await b.begin(id)).toEqual([
-      { role: 'user', text: 'hello' },
-      { role: 'model', text: 'hi there' }
-    ])
+    expect(await b.begin(id)).toEqual(turn('hello', 'hi there'))
     await b.release(id)
   })
 
@@ -85,26 +86,23 @@ function contract(make: () => Stores | Promise<Stores>): () => SessionStore {
     const a = replica()
     const b = replica()
     const id = await a.create()
-    await a.commit(id, 'one', 'reply one')
+    await a.commit(id, turn('one', 'reply one'))
     expect(await a.begin(id)).toHaveLength(2)
     await expect(b.begin(id)).rejects.toMatchObject({ code: 'session_busy', statusCode: 409 })
     await a.release(id)
-    expect(await b.begin(id)).toEqual([
-      { role: 'user', text: 'one' },
-      { role: 'model', text: 'reply one' }
-    ])
+    expect(await b.begin(id)).toEqual(turn('one', 'reply one'))
     await b.release(id)
   })
 
   test('only the last SESSION_MAX_TURNS turns are kept', async () => {
     const s = replica()
     const id = await s.create()
-    await s.commit(id, 'u1', 'm1')
+    await s.commit(id, turn('u1', 'm1'))
     for (const n of [2, 3]) {
       await s.begin(id)
-      await s.commit(id, `u${n}`, `m${n}`)
+      await s.commit(id, turn(`u${n}`, `m${n}`))
     }
-    expect((await s.begin(id)).map((t) => t.text)).toEqual(['u2', 'm2', 'u3', 'm3'])
+    expect((await s.begin(id)).map((t) => t.parts[0]?.text)).toEqual(['u2', 'm2', 'u3', 'm3'])
     await s.release(id)
   })
 
@@ -112,7 +110,7 @@ function contract(make: () => Stores | Promise<Stores>): () => SessionStore {
     const s = replica()
     await expect(s.begin('never-existed-1234')).rejects.toMatchObject({ code: 'session_not_found', statusCode: 404 })
     const id = await s.create()
-    await s.commit(id, 'u', 'm')
+    await s.commit(id, turn('u', 'm'))
     await stores.advance(TTL_MS - 1_000)
     await s.begin(id) // use refreshes the TTL
     await s.release(id)

@@ -1,5 +1,5 @@
 // The simulator's function calls, thoughts and Gemini 3 signature rule, read by the real SDK.
-import type { FunctionDeclaration, GenerateContentConfig } from '@google/genai'
+import type { FunctionDeclaration, GenerateContentConfig, Part } from '@google/genai'
 import { describe, expect, it } from 'vitest'
 import { parseDirectives } from '../../src/simulator/directives.js'
 import { apiErrorBody, collect, collectFailure, finishReasons, partsOf, postRaw, start, textOf, userTurn } from './sim-helpers.js'
@@ -112,7 +112,7 @@ describe('Gemini 3', () => {
       role: 'user',
       parts: first.map((p) => ({ functionResponse: { name: p.functionCall!.name!, id: p.functionCall!.id!, response: { ok: true } } }))
     }
-    const replay = (parts: unknown[]) => [userTurn('weather? [[sim:tools=get_weather,get_time]]'), { role: 'model', parts }, results]
+    const replay = (parts: Part[]) => [userTurn('weather? [[sim:tools=get_weather,get_time]]'), { role: 'model', parts }, results]
 
     expect(textOf(await collect(sim, replay(first), tools, GEMINI_3))).not.toBe('')
     const stripped = first.map(({ thoughtSignature: _, ...p }) => p)
