@@ -200,7 +200,18 @@ function parseChunk(json: string): StreamChunk {
 }
 
 /** Finish reasons that mean the model refused, not that it finished. */
-export const SAFETY_FINISH = new Set(['SAFETY', 'RECITATION', 'BLOCKLIST', 'PROHIBITED_CONTENT', 'SPII', 'IMAGE_SAFETY'])
+export const SAFETY_FINISH = new Set([
+  'SAFETY',
+  'RECITATION',
+  'BLOCKLIST',
+  'PROHIBITED_CONTENT',
+  'SPII',
+  'IMAGE_SAFETY',
+  'IMAGE_PROHIBITED_CONTENT',
+  'IMAGE_RECITATION',
+  // Vertex's Model Armor filter (recorded as a finishReason, though not in the SDK's enum).
+  'MODEL_ARMOR'
+])
 
 export interface UpstreamFailure {
   error: WireError

@@ -41,8 +41,13 @@ export function eventsAfter(frames: string, afterId: number): string {
 const idOf = (frame: string) => Number.parseInt(frame.slice(4, frame.indexOf('\n')), 10)
 const firstIdOf = (frames: string) => idOf(frames)
 
-/** The id of the last event in a batch: the hot path, so one scan from the end. */
+/**
+ * The id of the last event in a batch: the hot path, so one scan from the end. An event starts the
+ * batch or follows a blank line, and no data line holds a raw newline (it is one line of JSON), so
+ * `\n\nid: ` is always a frame's start, never text such as "my id: 3" inside one.
+ */
 export function lastIdOf(frames: string): number {
-  const at = frames.lastIndexOf('id: ', frames.length - 3)
-  return Number.parseInt(frames.slice(at + 4, frames.indexOf('\n', at)), 10)
+  const at = frames.lastIndexOf('\n\nid: ', frames.length - 3)
+  const start = at < 0 ? 0 : at + 2
+  return Number.parseInt(frames.slice(start + 4, frames.indexOf('\n', start)), 10)
 }
