@@ -3,6 +3,7 @@
 import fc from 'fast-check'
 import { afterAll, beforeAll, expect, test } from 'vitest'
 import { errorCodes } from '../src/errors.js'
+import { GATEWAY_EVENTS } from '../src/wire/events.js'
 import { readSse, terminal, postChat } from './helpers/sse.js'
 import { startGateway, type TestGateway } from './helpers/gateway.js'
 
@@ -73,7 +74,7 @@ test('hostile bodies and headers get documented 4xx JSON errors or a well-framed
         expect(r.events[0]!.event).toBe('meta')
         expect(terminal(r)).toHaveLength(1)
         for (const line of r.raw.split('\n').filter((l) => l.startsWith('data:'))) expect(() => JSON.parse(line.slice(5))).not.toThrow()
-        expect(r.events.filter((e) => !['meta', 'chunk', 'done', 'error'].includes(e.event))).toEqual([])
+        expect(r.events.filter((e) => !(GATEWAY_EVENTS as readonly string[]).includes(e.event))).toEqual([])
       } else {
         const code = r.body?.error?.code as keyof typeof errorCodes
         expect(Object.keys(errorCodes)).toContain(code)

@@ -16,8 +16,11 @@ import { createParser, type EventSourceMessage } from 'eventsource-parser'
 
 export interface Usage {
   promptTokens: number
+  /** Answer tokens, thoughts not included. */
   outputTokens: number
   totalTokens: number
+  thoughtTokens?: number
+  cachedTokens?: number
 }
 export interface Timing {
   ttftMs: number
@@ -32,14 +35,35 @@ export interface MetaEvent {
 }
 export interface ChunkEvent {
   type: 'chunk'
+  /** The event's id (Last-Event-ID), shared by chunk, thought and tool_call events: 1, 2, 3 … */
   id: number
   text: string
+}
+/** A thought summary, only when the turn asked for thoughts (`thinking.include`); never part of the answer. */
+export interface ThoughtEvent {
+  type: 'thought'
+  id: number
+  text: string
+}
+/** A function the model calls; answer it with `toolResults` in the next turn. */
+export interface ToolCallEvent {
+  type: 'tool_call'
+  /** The event's id (Last-Event-ID). */
+  eventId: number
+  /** The call's id, unique in the conversation: send it back in `toolResults`. */
+  id: string
+  name: string
+  args: Record<string, unknown>
+  /** Gemini's thought signature; keep it with the call when you send the history yourself. */
+  signature?: string
 }
 export interface DoneEvent {
   type: 'done'
   finishReason: string
   usage: Usage
   timing: Timing
+  /** How many tool_call events the reply ended with. */
+  toolCalls?: number
 }
 export interface ErrorEvent {
   type: 'error'
@@ -51,12 +75,40 @@ export interface ErrorEvent {
   /** The HTTP status when the request was refused before its stream started. */
   status?: number
 }
-export type ChatEvent = MetaEvent | ChunkEvent | DoneEvent | ErrorEvent
+export type ChatEvent = MetaEvent | ChunkEvent | ThoughtEvent | ToolCallEvent | DoneEvent | ErrorEvent
 export type TerminalEvent = DoneEvent | ErrorEvent
 
+export interface ToolCall {
+  id: string
+  name: string
+  args: Record<string, unknown>
+  signature?: string
+}
+export interface ToolResult {
+  /** The id of the tool_call event this answers. */
+  id: string
+  name: string
+  /** Any JSON value. */
+  result: unknown
+}
 export interface HistoryTurn {
   role: 'user' | 'model'
-  text: string
+  text?: string
+  /** Model turns: the calls it made (with their signatures). */
+  toolCalls?: ToolCall[]
+  /** User turns: the results it returned. */
+  toolResults?: ToolResult[]
+}
+export interface Tool {
+  name: string
+  description?: string
+  /** A JSON Schema object. */
+  parameters?: Record<string, unknown>
+}
+export interface Thinking {
+  budget?: number
+  level?: 'minimal' | 'low' | 'medium' | 'high'
+  include?: boolean
 }
 
 export interface ResumeOptions {
@@ -69,11 +121,16 @@ export interface ResumeOptions {
 export interface ChatOptions {
   /** Gateway origin, e.g. `http://127.0.0.1:3000`; default '' (same origin, in a browser). */
   baseUrl?: string
-  message: string
+  /** The user's turn; optional when the turn carries toolResults. */
+  message?: string
   sessionId?: string
   history?: HistoryTurn[]
   model?: string
   system?: string
+  tools?: Tool[]
+  toolChoice?: 'auto' | 'none' | 'required' | { name: string }
+  toolResults?: ToolResult[]
+  thinking?: Thinking
   signal?: AbortSignal
   headers?: Record<string, string>
   resume?: ResumeOptions
@@ -88,16 +145,26 @@ export function chat(options: ChatOptions): AsyncIterable<ChatEvent> {
   return { [Symbol.asyncIterator]: () => run(options) }
 }
 
-/** Collects a whole turn: the events, the reply text and the terminal event. */
-export async function chatText(
-  options: ChatOptions
-): Promise<{ events: ChatEvent[]; text: string; meta?: MetaEvent; terminal: TerminalEvent }> {
+export interface ChatTurn {
+  events: ChatEvent[]
+  /** The answer's text. */
+  text: string
+  /** The thoughts' text ('' unless asked for). */
+  thoughts: string
+  toolCalls: ToolCallEvent[]
+  meta?: MetaEvent
+  terminal: TerminalEvent
+}
+
+/** Collects a whole turn: the events, the answer, the thoughts, the tool calls and the terminal event. */
+export async function chatText(options: ChatOptions): Promise<ChatTurn> {
   const events: ChatEvent[] = []
   for await (const event of chat(options)) events.push(event)
   const terminal = events.at(-1) as TerminalEvent
   const meta = events.find((e): e is MetaEvent => e.type === 'meta')
-  const text = events.map((e) => (e.type === 'chunk' ? e.text : '')).join('')
-  return { events, text, terminal, ...(meta ? { meta } : {}) }
+  const textOf = (type: 'chunk' | 'thought') => events.map((e) => (e.type === type ? e.text : '')).join('')
+  const toolCalls = events.filter((e): e is ToolCallEvent => e.type === 'tool_call')
+  return { events, text: textOf('chunk'), thoughts: textOf('thought'), toolCalls, terminal, ...(meta ? { meta } : {}) }
 }
 
 interface StreamState {
@@ -113,11 +180,10 @@ async function* run(options: ChatOptions): AsyncGenerator<ChatEvent, void, undef
   const { signal } = options
   const attempts = options.resume?.attempts ?? 3
   const backoffMs = options.resume?.backoffMs ?? 250
-  const body: Record<string, unknown> = { message: options.message }
-  if (options.sessionId !== undefined) body.sessionId = options.sessionId
-  if (options.history !== undefined) body.history = options.history
-  if (options.model !== undefined) body.model = options.model
-  if (options.system !== undefined) body.system = options.system
+  const body: Record<string, unknown> = {}
+  for (const key of ['message', 'sessionId', 'history', 'model', 'system', 'tools', 'toolChoice', 'toolResults', 'thinking'] as const) {
+    if (options[key] !== undefined) body[key] = options[key]
+  }
 
   let response: Response
   try {
@@ -142,7 +208,7 @@ async function* run(options: ChatOptions): AsyncGenerator<ChatEvent, void, undef
   for (;;) {
     try {
       for await (const event of readEvents(response, state)) {
-        if (event.type === 'chunk') failures = 0
+        if ('id' in event) failures = 0
         yield event
         if (event.type === 'done' || event.type === 'error') return
       }
@@ -244,18 +310,38 @@ function toEvent(message: EventSourceMessage, state: StreamState): ChatEvent | u
         sessionId: typeof data.sessionId === 'string' ? data.sessionId : null,
         model: text('model', '')
       }
-    case 'chunk': {
+    case 'chunk':
+    case 'thought':
+    case 'tool_call': {
+      // One id sequence for every event that has one: what a resume replays is skipped here.
       const id = Number(message.id)
       if (Number.isFinite(id)) {
         if (id <= state.lastId) return undefined
         state.lastId = id
       }
-      return { type: 'chunk', id, text: text('text', '') }
+      if (message.event === 'tool_call') {
+        const signature = text('signature', '')
+        return {
+          type: 'tool_call',
+          eventId: id,
+          id: text('id', ''),
+          name: text('name', ''),
+          args: (data.args ?? {}) as Record<string, unknown>,
+          ...(signature ? { signature } : {})
+        }
+      }
+      return { type: message.event, id, text: text('text', '') }
     }
     case 'done':
       state.terminal = true
       // The gateway's done event, as the README documents it.
-      return { type: 'done', finishReason: text('finishReason', ''), usage: data.usage as Usage, timing: data.timing as Timing }
+      return {
+        type: 'done',
+        finishReason: text('finishReason', ''),
+        usage: data.usage as Usage,
+        timing: data.timing as Timing,
+        ...(typeof data.toolCalls === 'number' ? { toolCalls: data.toolCalls } : {})
+      }
     case 'error':
       state.terminal = true
       return {

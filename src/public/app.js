@@ -83,36 +83,103 @@ function note(turn, className, text) {
   turn.append(el)
 }
 
+/** Tools this page declares when asked, and answers itself, in the browser. */
+const PAGE_TOOLS = {
+  get_time: {
+    declaration: {
+      name: 'get_time',
+      description: 'The current date and time where the user is',
+      parameters: { type: 'object', properties: {} }
+    },
+    run: () => ({
+      iso: new Date().toISOString(),
+      local: new Date().toLocaleString(),
+      zone: Intl.DateTimeFormat().resolvedOptions().timeZone
+    })
+  }
+}
+
+/** A collapsed "Thinking" block at the top of a model turn, made on the first thought. */
+function thinkingOf(reply) {
+  if (!reply.thinking) {
+    const details = document.createElement('details')
+    details.className = 'thinking'
+    const summary = document.createElement('summary')
+    summary.textContent = 'Thinking'
+    const text = document.createElement('span')
+    text.className = 'thought'
+    details.append(summary, text)
+    reply.body.before(details)
+    reply.thinking = text
+  }
+  return reply.thinking
+}
+
+/** A line above the answer's text: a tool call as what was asked, or the result the page gave. */
+function annotate(reply, className, text) {
+  const el = document.createElement('span')
+  el.className = className
+  el.textContent = text
+  reply.body.before(el)
+}
+
+/**
+ * Streams one request into the model turn `reply`. Returns the calls to answer when the reply
+ * ended with calls to this page's tools, or undefined when the turn is over.
+ */
+async function stream(reply, request) {
+  const key = document.getElementById('api-key').value.trim()
+  const headers = key ? { authorization: `Bearer ${key}` } : {}
+  const calls = []
+  for await (const event of chat({ ...request, headers, ...(sessionId ? { sessionId } : {}), signal: controller.signal })) {
+    if (event.type === 'meta') {
+      if (event.sessionId) sessionId = event.sessionId
+      app.dataset.sessionId = sessionId ?? ''
+      reply.turn.dataset.requestId = event.requestId
+    } else if (event.type === 'chunk') {
+      reply.body.textContent += event.text
+      reply.turn.scrollIntoView({ block: 'end' })
+    } else if (event.type === 'thought') {
+      thinkingOf(reply).textContent += event.text
+    } else if (event.type === 'tool_call') {
+      annotate(reply, 'tool-call', `Asked for ${event.name}(${JSON.stringify(event.args)})`)
+      calls.push(event)
+    } else if (event.type === 'done') {
+      const runnable = calls.length > 0 && calls.every((c) => PAGE_TOOLS[c.name])
+      if (runnable) return calls
+      if (calls.length > 0) note(reply.turn, 'note', 'The assistant asked for a tool this page cannot run.')
+      reply.turn.dataset.state = 'done'
+      setState('done', 'Reply complete.')
+    } else if (event.type === 'error') {
+      if (event.code === 'session_not_found') {
+        sessionId = null
+        delete app.dataset.sessionId
+      }
+      reply.turn.dataset.state = 'error'
+      const text = describeError(event)
+      note(reply.turn, 'error', text)
+      setState('error', text)
+    }
+  }
+  return undefined
+}
+
 async function send(message) {
   addTurn('user', message)
   const reply = addTurn('model', '')
   reply.turn.dataset.state = 'streaming'
   controller = new AbortController()
   setState('streaming', 'The assistant is replying…')
+  const tools = document.getElementById('use-tools').checked ? Object.values(PAGE_TOOLS).map((t) => t.declaration) : undefined
+  const thinking = document.getElementById('show-thinking').checked ? { include: true } : undefined
+  const options = { ...(tools ? { tools } : {}), ...(thinking ? { thinking } : {}) }
   try {
-    const key = document.getElementById('api-key').value.trim()
-    const headers = key ? { authorization: `Bearer ${key}` } : {}
-    for await (const event of chat({ message, headers, ...(sessionId ? { sessionId } : {}), signal: controller.signal })) {
-      if (event.type === 'meta') {
-        if (event.sessionId) sessionId = event.sessionId
-        app.dataset.sessionId = sessionId ?? ''
-        reply.turn.dataset.requestId = event.requestId
-      } else if (event.type === 'chunk') {
-        reply.body.textContent += event.text
-        reply.turn.scrollIntoView({ block: 'end' })
-      } else if (event.type === 'done') {
-        reply.turn.dataset.state = 'done'
-        setState('done', 'Reply complete.')
-      } else if (event.type === 'error') {
-        if (event.code === 'session_not_found') {
-          sessionId = null
-          delete app.dataset.sessionId
-        }
-        reply.turn.dataset.state = 'error'
-        const text = describeError(event)
-        note(reply.turn, 'error', text)
-        setState('error', text)
-      }
+    let calls = await stream(reply, { message, ...options })
+    // The page runs its own tools and answers, in the same conversation, until the model replies.
+    while (calls) {
+      const toolResults = calls.map((c) => ({ id: c.id, name: c.name, result: PAGE_TOOLS[c.name].run(c.args) }))
+      for (const r of toolResults) annotate(reply, 'tool-result', `${r.name} answered ${JSON.stringify(r.result)}`)
+      calls = await stream(reply, { toolResults, ...options })
     }
   } catch {
     if (controller.signal.aborted) {

@@ -4,6 +4,9 @@
 import type { OpenAiFraming, ToolCall } from '../protocol.js'
 import { openAiToolCallId } from './tool-call-id.js'
 
+/** Every event of the gateway's dialect (README, "Events"): meta, done and error are framed by the front. */
+export const GATEWAY_EVENTS = ['meta', 'chunk', 'thought', 'tool_call', 'done', 'error'] as const
+
 export interface EventFramer {
   /** `id` numbers every event of the stream (Last-Event-ID resumes after it). */
   chunk(id: number, text: string): string

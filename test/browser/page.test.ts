@@ -160,3 +160,70 @@ describe.skipIf(lacks('the API-key page suite', 'chromium'))('chat page against 
     await page.close()
   })
 })
+
+describe.skipIf(lacks('the thinking and tools page suite', 'chromium'))('thinking and tool calls on the page', () => {
+  let gw: TestGateway
+  let browser: Browser
+  let page: Page
+  const pageErrors: string[] = []
+  const chatBodies: any[] = []
+
+  beforeAll(async () => {
+    gw = await startGateway({ UPSTREAM_RETRIES: '0' })
+    browser = await launch()
+    page = await browser.newPage()
+    page.on('pageerror', (err) => pageErrors.push(String(err)))
+    page.on('request', (request) => {
+      if (request.method() === 'POST' && request.url().endsWith('/api/chat')) chatBodies.push(JSON.parse(request.postData() ?? '{}'))
+    })
+    await page.goto(gw.url + '/')
+    await page.waitForSelector('#app[data-ready="true"]')
+  })
+  afterAll(async () => {
+    await browser?.close()
+    await gw?.close()
+  })
+
+  async function send(text: string): Promise<void> {
+    const input = page.getByLabel('Message')
+    await input.fill(text)
+    await input.press('Enter')
+    await page.waitForSelector('.turn.model:last-of-type[data-state="done"]')
+  }
+
+  test('thoughts go into a collapsed "Thinking" block, never into the answer', async () => {
+    await page.getByLabel("Show the model's thinking").check()
+    await send('why is the sea salty? [[sim:think=2, tokens=6]]')
+    const turn = page.locator('.turn.model').last()
+    const thinking = turn.locator('details.thinking')
+    expect(await thinking.count()).toBe(1)
+    expect(await thinking.getAttribute('open')).toBeNull()
+    expect(await thinking.locator('summary').textContent()).toBe('Thinking')
+    const thought = (await thinking.locator('.thought').textContent())!
+    expect(thought).toMatch(/^\*\*Thinking it through\*\*/)
+    const answer = (await turn.locator('.text').textContent())!
+    expect(answer.split(' ')).toHaveLength(6)
+    expect(answer).not.toContain('Thinking it through')
+    expect(chatBodies.at(-1)).toMatchObject({ thinking: { include: true } })
+    await page.getByLabel("Show the model's thinking").uncheck()
+  })
+
+  test('a tool call is shown as what was asked, the page answers it, and the reply follows in the same turn', async () => {
+    await page.getByLabel(/ask this page for the time/).check()
+    const before = chatBodies.length
+    await send('what time is it? [[sim:tools=get_time, tokens=4]]')
+    const turn = page.locator('.turn.model').last()
+    expect(await turn.locator('.tool-call').textContent()).toBe('Asked for get_time({})')
+    expect(await turn.locator('.tool-result').textContent()).toMatch(/^get_time answered \{"iso":"\d{4}-/)
+    expect((await turn.locator('.text').textContent())!.split(' ')).toHaveLength(4)
+    const [asked, answered] = chatBodies.slice(before)
+    expect(asked.tools.map((t: { name: string }) => t.name)).toEqual(['get_time'])
+    expect(answered.message).toBeUndefined()
+    expect(answered.sessionId).toBe(await page.locator('#app').getAttribute('data-session-id'))
+    expect(answered.toolResults).toEqual([
+      { id: expect.stringMatching(/^gwc_/), name: 'get_time', result: expect.objectContaining({ zone: expect.any(String) }) }
+    ])
+    expect(chatBodies).toHaveLength(before + 2)
+    expect(pageErrors).toEqual([])
+  })
+})

@@ -80,6 +80,86 @@ describe('client', () => {
 
 const urlOf = (input: string | URL | Request) => (typeof input === 'string' ? input : input instanceof URL ? input.href : input.url)
 
+describe('client: thoughts and tool calls', () => {
+  let gw: TestGateway
+  beforeAll(async () => {
+    gw = await startGateway({ UPSTREAM_RETRIES: '0', RESUME_GRACE_MS: '3000' })
+  })
+  afterAll(async () => {
+    await gw?.close()
+  })
+  const tools = [{ name: 'get_time', parameters: { type: 'object', properties: { zone: { type: 'string' } } } }]
+
+  test('thought and tool_call events come typed, on one id sequence, and chatText gathers them', async () => {
+    const thinking = await chatText({ baseUrl: gw.url, message: 'hm [[sim:think=2, tokens=3]]', thinking: { include: true }, history: [] })
+    expect(thinking.events.map((e) => e.type)).toEqual(['meta', 'thought', 'thought', 'chunk', 'chunk', 'chunk', 'done'])
+    expect(thinking.events.flatMap((e) => ('id' in e && typeof e.id === 'number' ? [e.id] : []))).toEqual([1, 2, 3, 4, 5])
+    expect(thinking.thoughts).toMatch(/^\*\*Thinking it through\*\*/)
+    expect(thinking.text).not.toContain('Thinking')
+    expect(thinking.terminal).toMatchObject({ type: 'done', usage: { thoughtTokens: 24 } })
+
+    const asked = await chatText({ baseUrl: gw.url, message: 'time? [[sim:tools=get_time]]', tools })
+    expect(asked.toolCalls).toEqual([
+      {
+        type: 'tool_call',
+        eventId: 1,
+        id: expect.stringMatching(/^gwc_/),
+        name: 'get_time',
+        args: { zone: expect.any(String) },
+        signature: expect.any(String)
+      }
+    ])
+    expect(asked.terminal).toMatchObject({ type: 'done', toolCalls: 1 })
+    const answered = await chatText({
+      baseUrl: gw.url,
+      sessionId: asked.meta!.sessionId!,
+      tools,
+      toolResults: asked.toolCalls.map((c) => ({ id: c.id, name: c.name, result: { time: '10:00' } }))
+    })
+    expect(answered.terminal.type).toBe('done')
+    expect(answered.text.length).toBeGreaterThan(0)
+  })
+
+  test('a connection dropped after thoughts resumes without repeating them', async () => {
+    const options = {
+      baseUrl: gw.url,
+      message: 'resume a thinker [[sim:think=3, tokens=5, delay=20]]',
+      thinking: { include: true },
+      history: []
+    }
+    const reference = await chatText(options)
+    let cut = false
+    const flaky: typeof fetch = async (input, init) => {
+      const res = await fetch(input, init)
+      if (cut || urlOf(input).includes('/api/chat/streams/') || !res.body) return res
+      cut = true
+      const reader = res.body.getReader()
+      let seen = ''
+      const decoder = new TextDecoder()
+      const body = new ReadableStream<Uint8Array>({
+        async pull(ctrl) {
+          const { done, value } = await reader.read()
+          if (done) {
+            ctrl.close()
+            return
+          }
+          seen += decoder.decode(value, { stream: true })
+          ctrl.enqueue(value)
+          if (/^id: 2$/m.test(seen)) {
+            await reader.cancel()
+            ctrl.error(new TypeError('terminated'))
+          }
+        }
+      })
+      return new Response(body, { status: res.status, headers: res.headers })
+    }
+    const resumed = await chatText({ ...options, fetch: flaky, resume: { backoffMs: 10 } })
+    expect(resumed.events.map((e) => e.type)).toEqual(reference.events.map((e) => e.type))
+    expect(resumed.thoughts).toBe(reference.thoughts)
+    expect(resumed.text).toBe(reference.text)
+  })
+})
+
 describe('client resume', () => {
   let gw: TestGateway
   // The grace period keeps a stream generating after its client left, so it can resume.
