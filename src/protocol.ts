@@ -4,12 +4,12 @@
 //   front process                               worker thread
 //   ─────────────                               ─────────────
 //   pool.run(ChatTask, [port]) ───────────────▶ chat.worker.ts
-//   port1 ◀── string (framed chunk, thought, tool_call events) port2   (hot path: one clone of a string)
-//         ◀── AnswerMessage ─────────────────────        (the first answer chunk, when thoughts came first)
-//         ◀── StartMessage | HeartbeatMessage ─         (watchdog input)
-//         ◀── RetryMessage ────────────────────         (metrics)
-//         ◀── DoneMessage | ErrorMessage ──────         (exactly one, last)
-//         ──▶ CancelMessage ───────────────────▶        (client gone, deadline, drain)
+//   port1 ◀── string ─────────────────────── port2   (framed chunk, thought, tool_call events: the hot path)
+//         ◀── AnswerMessage ───────────────         (the first answer chunk, when thoughts came first)
+//         ◀── StartMessage | HeartbeatMessage ─     (watchdog input)
+//         ◀── RetryMessage ────────────────         (metrics)
+//         ◀── DoneMessage | ErrorMessage ──         (exactly one, last)
+//         ──▶ CancelMessage ───────────────▶        (client gone, deadline, drain)
 import type { MessagePort } from 'node:worker_threads'
 
 /** Settings every worker gets once, as Piscina's `workerData`. */

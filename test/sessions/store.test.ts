@@ -22,6 +22,8 @@ interface Stores {
   /** Lets `ms` pass for every session's expiry. */
   advance(ms: number): Promise<void>
   close(): Promise<void>
+  /** The shared Redis, for a redis store's own tests. */
+  url?: string
 }
 
 function memoryStores(): Stores {
@@ -41,6 +43,7 @@ async function redisStores(): Promise<Stores> {
   const admin = new Redis(redis.url)
   const clients: Redis[] = [admin]
   return {
+    url: redis.url,
     replica() {
       const client = new Redis(redis.url)
       clients.push(client)
@@ -61,8 +64,8 @@ async function redisStores(): Promise<Stores> {
   }
 }
 
-/** The tests both stores pass; returns how to get a replica's store, for a store's own tests. */
-function contract(make: () => Stores | Promise<Stores>): () => SessionStore {
+/** The tests both stores pass; returns the stores, for a store's own tests. */
+function contract(make: () => Stores | Promise<Stores>): () => Stores {
   let stores: Stores
   beforeAll(async () => {
     stores = await make()
@@ -120,7 +123,30 @@ function contract(make: () => Stores | Promise<Stores>): () => SessionStore {
     await stores.advance(TTL_MS + 1)
     await expect(s.begin(id)).rejects.toMatchObject({ code: 'session_not_found' })
   })
-  return replica
+  test('a tool turn is kept part for part, signatures included; trimming never leaves results without their calls', async () => {
+    const s = replica()
+    const id = await s.create()
+    const call: Content = {
+      role: 'model',
+      parts: [
+        { text: 'Let me look.' },
+        { functionCall: { name: 'get_time', args: { zone: 'WET' }, id: 'gwc_AAAAAAAAAAAAAAAA' }, thoughtSignature: 'c2lnbmF0dXJl' }
+      ]
+    }
+    const results: Content = {
+      role: 'user',
+      parts: [{ functionResponse: { name: 'get_time', response: { time: '9:30' }, id: 'gwc_AAAAAAAAAAAAAAAA' } }]
+    }
+    await s.commit(id, [said('user', 'what time?'), call])
+    await s.begin(id)
+    await s.commit(id, [results, said('model', 'It is 9:30.')])
+    expect(await s.begin(id)).toEqual([said('user', 'what time?'), call, results, said('model', 'It is 9:30.')])
+    // MAX_TURNS (4) drops the oldest pair; what is left must not open with a results turn.
+    await s.commit(id, turn('next', 'reply'))
+    expect(await s.begin(id)).toEqual(turn('next', 'reply'))
+    await s.release(id)
+  })
+  return () => stores
 }
 
 describe('memory store', () => {
@@ -128,7 +154,19 @@ describe('memory store', () => {
 })
 
 describe.skipIf(lacks('the Redis session store', 'redis-server'))('redis store', () => {
-  const replica = contract(redisStores)
+  const stores = contract(redisStores)
+  const replica = () => stores().replica()
+
+  test('a session written before tools existed ({role, text} entries) reads as text contents', async () => {
+    const admin = new Redis(stores().url!)
+    const id = 'legacy-session-0001'
+    await admin.rpush(`gw:sess:${id}`, '', JSON.stringify({ role: 'user', text: 'old' }), JSON.stringify({ role: 'model', text: 'style' }))
+    await admin.pexpire(`gw:sess:${id}`, TTL_MS)
+    admin.disconnect()
+    const s = replica()
+    expect(await s.begin(id)).toEqual(turn('old', 'style'))
+    await s.release(id)
+  })
 
   // In one process the lock is a flag; across replicas it is a token only its holder knows.
   test('a replica cannot release a lock it does not hold', async () => {
