@@ -19,8 +19,9 @@ import { MemorySessionStore } from './sessions/memory-store.js'
 import { RedisSessionStore } from './sessions/redis-store.js'
 import { MemoryStreamLog } from './resume/memory-log.js'
 import { RedisStreamLog } from './resume/redis-log.js'
+import { SharedStreamLog } from './resume/shared-log.js'
 import { QuotaGate } from './quota/quota-gate.js'
-import { connectRedis, type SharedRedis } from './shared/redis.js'
+import { connectRedis, type RedisEvents, type SharedRedis } from './shared/redis.js'
 import { chatRoutes, STREAMED } from './routes/chat.js'
 import { resumeRoutes } from './routes/resume.js'
 import { pageRoutes } from './routes/page.js'
@@ -65,15 +66,16 @@ async function app(fastify: FastifyInstance, { config, baseUrl }: AppOptions): P
     metrics.workerFault(cause, threadId)
     fastify.log.warn({ cause, threadId }, 'worker fault')
   })
-  const redis = config.REDIS_URL ? await connectRedis(config.REDIS_URL) : undefined
+  const redis = config.REDIS_URL ? await connectRedis(redisOptions(config.REDIS_URL, config), redisEvents(fastify, metrics)) : undefined
   // A turn lock outlives the longest stream, so only a dead replica's lock ever expires.
   const sessions =
     config.SESSION_STORE === 'redis' && redis
-      ? new RedisSessionStore(redis.client, config.SESSION_TTL_MS, config.SESSION_MAX_TURNS, config.STREAM_MAX_MS + 60_000)
+      ? new RedisSessionStore(redis, config.SESSION_TTL_MS, config.SESSION_MAX_TURNS, config.STREAM_MAX_MS + 60_000)
       : new MemorySessionStore(config.SESSION_TTL_MS, config.SESSION_MAX, config.SESSION_MAX_TURNS)
+  const localLog = new MemoryStreamLog(config.RESUME_TTL_MS)
   const streamLog = redis
-    ? new RedisStreamLog(redis, config.RESUME_TTL_MS, config.STREAM_MAX_MS)
-    : new MemoryStreamLog(config.RESUME_TTL_MS)
+    ? new SharedStreamLog(localLog, new RedisStreamLog(redis, config.RESUME_TTL_MS, config.STREAM_MAX_MS), redis)
+    : localLog
   const quota = new QuotaGate(config, redis)
   const heartbeats = new Heartbeats(config.SSE_HEARTBEAT_MS)
 
@@ -129,6 +131,23 @@ async function app(fastify: FastifyInstance, { config, baseUrl }: AppOptions): P
   await fastify.register(openAiRoutes, turnDeps)
   await fastify.register(resumeRoutes, { config, streamLog, heartbeats })
   await fastify.register(pageRoutes)
+}
+
+const redisOptions = (url: string, config: Config) => ({ url, mode: config.REDIS_MODE, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS })
+
+/** Redis's state in /metrics and the log: one line when it goes and comes back, one per new kind of failure. */
+function redisEvents(fastify: FastifyInstance, metrics: Metrics): RedisEvents {
+  return {
+    state(up) {
+      metrics.redisState(up)
+      if (up) fastify.log.info('redis answers: shared state is in use')
+      else fastify.log.warn('redis does not answer: degraded mode (stateless turns served with local quota shares)')
+    },
+    error(op, err, first) {
+      metrics.redisFailed(op)
+      if (first) fastify.log.warn({ op, err: (err as Error | undefined)?.message }, 'redis command failed')
+    }
+  }
 }
 
 export default fp(app, { name: 'gateway', fastify: '5.x' })

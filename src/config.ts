@@ -61,6 +61,11 @@ export const envProperties = {
   REDIS_URL: Type.Optional(
     Type.String({ pattern: '^rediss?://', description: 'shared state: sessions (SESSION_STORE=redis), quota, stream resume' })
   ),
+  REDIS_MODE: Type.Union([Type.Literal('standalone'), Type.Literal('cluster')], {
+    default: 'standalone',
+    description: 'cluster: REDIS_URL names one node of a Redis Cluster and the client finds the rest'
+  }),
+  REDIS_COMMAND_TIMEOUT_MS: Int(1_000, 50, 60_000, 'longest a Redis command may take before the store counts as unavailable'),
   SESSION_TTL_MS: Int(1_800_000, 1_000, 30 * 86_400_000, 'idle session lifetime'),
   SESSION_MAX: Int(100_000, 1, 10_000_000, 'sessions kept in memory (oldest evicted)'),
   SESSION_MAX_TURNS: Int(100, 2, 10_000, 'turns kept per session (oldest dropped)'),

@@ -13,6 +13,7 @@ export const errorCodes = {
   overloaded: { status: 503, retryable: true, message: 'The gateway is at capacity; retry later.' },
   session_busy: { status: 409, retryable: true, message: 'This session already has a turn in progress.' },
   session_not_found: { status: 404, retryable: false, message: 'No such session (it may have expired).' },
+  store_unavailable: { status: 503, retryable: true, message: 'The session store is unavailable; retry shortly, or send history.' },
   upstream_rate_limited: { status: 429, retryable: true, message: 'The model provider is rate limiting requests.' },
   upstream_unavailable: { status: 503, retryable: true, message: 'The model provider is unavailable.' },
   upstream_error: { status: 502, retryable: false, message: 'The model provider returned an error.' },

@@ -82,9 +82,27 @@ export function createMetrics(runner: TaskRunner) {
   // A crashed worker fails all of its streams; count the worker once.
   const countedThreads = new Set<number>()
 
+  const redisUp = new Gauge({
+    name: 'gateway_redis_up',
+    help: 'Whether the shared Redis answers (1) or not (0); absent without REDIS_URL',
+    registers: []
+  })
+  const redisErrors = new Counter({
+    name: 'gateway_redis_errors_total',
+    help: 'Redis commands that failed, by operation',
+    labelNames: ['op'],
+    ...r
+  })
+
   return {
     registry,
     admissionRefused,
+    /** Redis is configured: its state joins the scrape. */
+    redisState(up: boolean) {
+      if (!registry.getSingleMetric('gateway_redis_up')) registry.registerMetric(redisUp)
+      redisUp.set(up ? 1 : 0)
+    },
+    redisFailed: (op: string) => redisErrors.inc({ op }),
     streamStarted: () => activeStreams.inc(),
     streamEnded(outcome: string, timing: Timing, usage: Usage | undefined) {
       activeStreams.dec()

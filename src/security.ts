@@ -9,6 +9,7 @@ import rateLimit from '@fastify/rate-limit'
 import type { Config } from './config.js'
 import { GatewayError } from './errors.js'
 import type { SharedRedis } from './shared/redis.js'
+import { rateLimitStore } from './rate-limit-store.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -53,7 +54,8 @@ export async function installSecurity(fastify: FastifyInstance, config: Config, 
       timeWindow: config.RATE_LIMIT_WINDOW_MS,
       keyGenerator: (request) => request.clientKey,
       allowList: (request) => !isApi(request.url),
-      ...(redis ? { redis: redis.client, nameSpace: 'gw:ratelimit:' } : {}),
+      // Shared through Redis by every replica, with a local share while Redis cannot answer.
+      ...(redis ? { store: rateLimitStore(redis, 'gw:ratelimit:', config.RATE_LIMIT_WINDOW_MS) } : {}),
       errorResponseBuilder: (_request, context) =>
         new GatewayError('rate_limited', `Too many requests; retry in ${Math.ceil(context.ttl / 1000)} s.`, Math.ceil(context.ttl / 1000))
     })

@@ -117,14 +117,14 @@ export function runTurn(deps: TurnDeps, reply: FastifyReply, spec: TurnSpec): vo
         retries++
         metrics.retried(code)
         // Gemini's RetryInfo speaks for the whole project: every replica waits, not just this turn.
-        if (retryAfterMs) void quota.pauseFor(retryAfterMs)
+        if (retryAfterMs) quota.pauseFor(retryAfterMs)
       },
       done: (message: DoneMessage) => {
         if (sessionId && message.content) void sessions.commit(sessionId, [spec.user, message.content])
         end(writer.finish(dialect.done(message, writer.timing)), 'done', message.usage)
       },
       error: (error) => {
-        if (error.code === 'upstream_rate_limited' && error.retryAfterMs) void quota.pauseFor(error.retryAfterMs)
+        if (error.code === 'upstream_rate_limited' && error.retryAfterMs) quota.pauseFor(error.retryAfterMs)
         release()
         end(writer.finish(dialect.error(error)), error.code)
       }

@@ -1,14 +1,13 @@
 // The provider's quota, spent as one budget by every replica: requests and input tokens per minute
-// (rate-limiter-flexible, in Redis when there is one), and the pause a Gemini 429 asks for. A turn
-// over the budget waits its turn in a bounded FIFO queue for up to QUOTA_MAX_WAIT_MS, then is
-// refused with 429 rate_limited before anything is sent upstream.
+// (shared-budget.ts: in Redis when there is one, a local share while it cannot answer), and the
+// pause a Gemini 429 asks for. A turn over the budget waits its turn in a bounded FIFO queue for up
+// to QUOTA_MAX_WAIT_MS, then is refused with 429 rate_limited before anything is sent upstream.
 import { setTimeout as sleep } from 'node:timers/promises'
-import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible'
 import type { Config } from '../config.js'
 import { GatewayError } from '../errors.js'
 import type { SharedRedis } from '../shared/redis.js'
+import { SharedBudget } from './shared-budget.js'
 
-const KEY = 'upstream'
 const PAUSE_KEY = 'gw:quota:paused-until'
 /** How long a read of the shared pause is trusted, so an idle gate costs no Redis call per turn. */
 const PAUSE_CACHE_MS = 200
@@ -21,8 +20,8 @@ interface Waiter {
 }
 
 export class QuotaGate {
-  private readonly rpm: RateLimiterAbstract | undefined
-  private readonly tpm: RateLimiterAbstract | undefined
+  private readonly rpm: SharedBudget | undefined
+  private readonly tpm: SharedBudget | undefined
   private queue: Waiter[] = []
   private running = false
   private pausedUntil = 0
@@ -32,13 +31,8 @@ export class QuotaGate {
     private readonly config: Config,
     private readonly redis: SharedRedis | undefined
   ) {
-    const limiter = (points: number | undefined, name: string) => {
-      if (points === undefined) return undefined
-      const options = { points, duration: 60, keyPrefix: `gw:quota:${name}` }
-      return redis ? new RateLimiterRedis({ ...options, storeClient: redis.client }) : new RateLimiterMemory(options)
-    }
-    this.rpm = limiter(config.UPSTREAM_RPM, 'rpm')
-    this.tpm = limiter(config.UPSTREAM_TPM, 'tpm')
+    this.rpm = config.UPSTREAM_RPM === undefined ? undefined : new SharedBudget(config.UPSTREAM_RPM, 'rpm', redis)
+    this.tpm = config.UPSTREAM_TPM === undefined ? undefined : new SharedBudget(config.UPSTREAM_TPM, 'tpm', redis)
   }
 
   /** Resolves when one upstream request of about `tokens` input tokens may be sent; throws rate_limited otherwise. */
@@ -57,28 +51,35 @@ export class QuotaGate {
   }
 
   /** Gemini answered 429 with RetryInfo: no replica sends anything until it has passed. */
-  async pauseFor(ms: number): Promise<void> {
+  pauseFor(ms: number): void {
     const until = Date.now() + ms
     this.pausedUntil = Math.max(this.pausedUntil, until)
-    if (this.redis) {
-      // Keep the later of the two pauses: SET … GT is not there, so compare in one script.
-      await this.redis.client
-        .eval(
-          "local v = tonumber(redis.call('GET', KEYS[1]) or '0') if tonumber(ARGV[1]) > v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end",
-          1,
-          PAUSE_KEY,
-          String(until),
-          String(ms)
-        )
-        .catch(() => {})
-    }
+    const redis = this.redis
+    if (!redis?.up) return
+    // Keep the later of the two pauses: SET … GT is not there, so compare in one script.
+    redis.background(
+      'quota.pause',
+      redis.client.eval(
+        "local v = tonumber(redis.call('GET', KEYS[1]) or '0') if tonumber(ARGV[1]) > v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end",
+        1,
+        PAUSE_KEY,
+        String(until),
+        String(ms)
+      )
+    )
   }
 
+  /** The pause every replica keeps; while Redis cannot answer, the one this replica knows. */
   private async pause(): Promise<number> {
-    if (this.redis && Date.now() - this.pauseReadAt > PAUSE_CACHE_MS) {
+    const redis = this.redis
+    if (redis?.up && Date.now() - this.pauseReadAt > PAUSE_CACHE_MS) {
       this.pauseReadAt = Date.now()
-      const shared = Number(await this.redis.client.get(PAUSE_KEY).catch(() => null))
-      if (shared > this.pausedUntil) this.pausedUntil = shared
+      try {
+        const shared = Number(await redis.client.get(PAUSE_KEY))
+        if (shared > this.pausedUntil) this.pausedUntil = shared
+      } catch (err) {
+        redis.failed('quota.pause', err)
+      }
     }
     return this.pausedUntil
   }
@@ -112,28 +113,11 @@ export class QuotaGate {
   private async tryTake(tokens: number): Promise<number> {
     const paused = (await this.pause()) - Date.now()
     if (paused > 0) return paused
-    const rpmWait = await take(this.rpm, 1)
+    const rpmWait = (await this.rpm?.take(1)) ?? 0
     if (rpmWait > 0) return rpmWait
-    const tpmWait = await take(this.tpm, Math.max(1, tokens))
-    if (tpmWait > 0 && this.rpm) await this.rpm.reward(KEY, 1).catch(() => {})
+    const tpmWait = (await this.tpm?.take(Math.max(1, tokens))) ?? 0
+    if (tpmWait > 0) await this.rpm?.giveBack(1)
     return tpmWait
-  }
-}
-
-/**
- * Spends `points`, or returns how long until they might be there. A refused consume still counts
- * its points in rate-limiter-flexible, so they are given back: a large turn that did not fit must
- * not starve the small ones behind it.
- */
-async function take(limiter: RateLimiterAbstract | undefined, points: number): Promise<number> {
-  if (!limiter) return 0
-  try {
-    await limiter.consume(KEY, points)
-    return 0
-  } catch (err) {
-    if (!(err instanceof RateLimiterRes)) return 100 // the store failed: no verdict on the budget, try again shortly
-    await limiter.reward(KEY, points).catch(() => {})
-    return Math.max(1, err.msBeforeNext)
   }
 }
 

@@ -64,6 +64,11 @@ export class MemoryStreamLog implements StreamLog {
     return { kind: 'attached', attachment: { detach: () => entry.sinks.delete(sink) } }
   }
 
+  /** Whether this replica still holds the stream's events (it produced it, and they have not expired). */
+  holds(requestId: string): boolean {
+    return this.live.has(requestId) || this.ended.has(requestId)
+  }
+
   async followed(requestId: string): Promise<boolean> {
     return (this.live.get(requestId)?.sinks.size ?? 0) > 0
   }

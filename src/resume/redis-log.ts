@@ -1,24 +1,40 @@
 // Stream events in Redis: any replica can replay a stream and follow it live (pub/sub), and tell
-// when the replica producing it has died (its liveness key expired).
+// when the replica producing it has died (it left the live replicas). Keys carry the stream's hash
+// tag, so each pipeline stays in one slot of a Redis Cluster.
 //
 //   producer:  RPUSH gw:s:{id}:ev <frames> · PUBLISH gw:s:{id} <frames>   (one pipeline per batch)
 //              SET gw:s:{id}:end <terminal> · PUBLISH gw:s:{id} \0<terminal>
 //   resumer:   SUBSCRIBE gw:s:{id} → LRANGE …:ev, GET …:end, GET …:owner → replay → live
+//
+// Writes are deliberate background calls: skipped while Redis cannot answer (the events of that
+// time are missing there, and a follower that meets the gap ends with stream_lost rather than skip
+// text), except each stream's end, which is kept and written when Redis answers again.
+import type { ChainableCommander } from 'ioredis'
 import { errorFrame } from '../chat/sse-frames.js'
 import { wireError } from '../errors.js'
 import type { SharedRedis } from '../shared/redis.js'
-import { eventsAfter, lastIdOf, type AttachResult, type ResumeSink, type StreamLog } from './stream-log.js'
+import { eventsAfter, firstIdOf, lastIdOf, type AttachResult, type ResumeSink, type StreamLog } from './stream-log.js'
 
 const GONE_MS = 24 * 3_600_000
 const OWNER_CHECK_MS = 1_000
 const END = '\u0000'
-const key = (id: string, part: string) => `gw:s:${id}:${part}`
-const channelOf = (id: string) => `gw:s:${id}`
+const key = (id: string, part: string) => `gw:s:{${id}}:${part}`
+const channelOf = (id: string) => `gw:s:{${id}}`
 
 type Listener = (message: string) => void
 
+/** A pipeline's own failure, or the first of its commands that failed. */
+async function exec(pipeline: ChainableCommander): Promise<Array<[Error | null, unknown]>> {
+  const results = (await pipeline.exec()) ?? []
+  const failed = results.find(([err]) => err)
+  if (failed?.[0]) throw failed[0]
+  return results
+}
+
 export class RedisStreamLog implements StreamLog {
   private readonly listeners = new Map<string, Set<Listener>>()
+  /** Ends that Redis could not take, written when it answers again, so that no follower waits forever. */
+  private readonly pendingEnds = new Map<string, string>()
 
   constructor(
     private readonly redis: SharedRedis,
@@ -28,6 +44,11 @@ export class RedisStreamLog implements StreamLog {
     redis.subscriber.on('message', (channel: string, message: string) => {
       for (const listener of this.listeners.get(channel) ?? []) listener(message)
     })
+    redis.onRecovery(() => {
+      const ends = [...this.pendingEnds]
+      this.pendingEnds.clear()
+      for (const [requestId, terminal] of ends) this.end(requestId, terminal)
+    })
   }
 
   private get live(): number {
@@ -35,34 +56,45 @@ export class RedisStreamLog implements StreamLog {
   }
 
   open(requestId: string): void {
-    void this.redis.client.set(key(requestId, 'owner'), this.redis.replicaId, 'PX', this.live).catch(() => {})
+    if (!this.redis.up) return
+    this.redis.background('resume.open', this.redis.client.set(key(requestId, 'owner'), this.redis.replicaId, 'PX', this.live))
   }
 
   append(requestId: string, frames: string): void {
-    void this.redis.client
+    if (!this.redis.up) return
+    const pipeline = this.redis.client
       .pipeline()
       .rpush(key(requestId, 'ev'), frames)
       .pexpire(key(requestId, 'ev'), this.live)
       .publish(channelOf(requestId), frames)
-      .exec()
+    this.redis.background('resume.append', exec(pipeline))
   }
 
   end(requestId: string, terminal: string): void {
-    void this.redis.client
+    if (!this.redis.up) {
+      this.pendingEnds.set(requestId, terminal)
+      return
+    }
+    const pipeline = this.redis.client
       .pipeline()
       .set(key(requestId, 'end'), terminal, 'PX', this.ttlMs)
       .pexpire(key(requestId, 'ev'), this.ttlMs)
       .pexpire(key(requestId, 'owner'), this.ttlMs)
       .set(key(requestId, 'gone'), '1', 'PX', GONE_MS)
       .publish(channelOf(requestId), END + terminal)
-      .exec()
+    exec(pipeline).then(undefined, (err: unknown) => {
+      this.redis.failed('resume.end', err)
+      this.pendingEnds.set(requestId, terminal)
+    })
   }
 
+  /** Throws when Redis cannot answer (nothing is left subscribed or counted then). */
   async attach(requestId: string, afterId: number, sink: ResumeSink): Promise<AttachResult> {
     const channel = channelOf(requestId)
     const early: string[] = []
     let sentId = afterId
     let done = false
+    let counted = false
     let ownerCheck: NodeJS.Timeout | undefined
     let deliver: Listener = (message) => {
       early.push(message)
@@ -75,15 +107,16 @@ export class RedisStreamLog implements StreamLog {
       detach()
       sink.end(terminal)
     }
+    const lost = () => finish(errorFrame(wireError('stream_lost')))
     const detach = () => {
       clearInterval(ownerCheck)
       const set = this.listeners.get(channel)
       set?.delete(listener)
       if (set?.size === 0) {
         this.listeners.delete(channel)
-        void this.redis.subscriber.unsubscribe(channel).catch(() => {})
+        this.redis.background('resume.unsubscribe', this.redis.subscriber.unsubscribe(channel))
       }
-      void this.redis.client.decr(key(requestId, 'followers')).catch(() => {})
+      if (counted) this.redis.background('resume.detach', this.redis.client.decr(key(requestId, 'followers')))
     }
     const forward = (message: string) => {
       if (done) return
@@ -93,47 +126,54 @@ export class RedisStreamLog implements StreamLog {
       }
       const fresh = eventsAfter(message, sentId)
       if (!fresh) return
+      // Events missing in between (written while Redis was away): never skip text silently.
+      if (firstIdOf(fresh) > sentId + 1) {
+        lost()
+        return
+      }
       sentId = lastIdOf(message)
       sink.frames(fresh)
     }
 
-    // Subscribe before reading, so nothing published in between is missed (duplicates are dropped by id).
-    const set = this.listeners.get(channel) ?? new Set()
-    if (set.size === 0) {
-      this.listeners.set(channel, set)
-      await this.redis.subscriber.subscribe(channel)
-    }
-    set.add(listener)
-    await this.redis.client.pipeline().incr(key(requestId, 'followers')).pexpire(key(requestId, 'followers'), this.live).exec()
-    const [events, terminal, owner, gone] = (await this.redis.client
-      .pipeline()
-      .lrange(key(requestId, 'ev'), 0, -1)
-      .get(key(requestId, 'end'))
-      .get(key(requestId, 'owner'))
-      .exists(key(requestId, 'gone'))
-      .exec()) as Array<[Error | null, unknown]>
-    const batches = (events?.[1] ?? []) as string[]
-    const end = terminal?.[1] as string | null
-    const producer = owner?.[1] as string | null
-    if (batches.length === 0 && end === null && producer === null) {
+    try {
+      // Subscribe before reading, so nothing published in between is missed (duplicates are dropped by id).
+      const set = this.listeners.get(channel) ?? new Set()
+      set.add(listener)
+      if (!this.listeners.has(channel)) {
+        this.listeners.set(channel, set)
+        await this.redis.subscriber.subscribe(channel)
+      }
+      await exec(this.redis.client.pipeline().incr(key(requestId, 'followers')).pexpire(key(requestId, 'followers'), this.live))
+      counted = true
+      const [events, terminal, owner, gone] = await exec(
+        this.redis.client
+          .pipeline()
+          .lrange(key(requestId, 'ev'), 0, -1)
+          .get(key(requestId, 'end'))
+          .get(key(requestId, 'owner'))
+          .exists(key(requestId, 'gone'))
+      )
+      const batches = (events?.[1] ?? []) as string[]
+      const end = terminal?.[1] as string | null
+      const producer = owner?.[1] as string | null
+      if (batches.length === 0 && end === null && producer === null) {
+        done = true
+        detach()
+        return { kind: (gone?.[1] as number) === 1 ? 'gone' : 'unknown' }
+      }
+      for (const batch of batches) forward(batch)
+      if (end !== null) finish(end)
+      else {
+        deliver = forward
+        for (const message of early) forward(message)
+        if (producer === null || !(await this.redis.isAlive(producer))) lost()
+        else ownerCheck = setInterval(() => void this.checkOwner(producer, lost), OWNER_CHECK_MS).unref()
+      }
+    } catch (err) {
+      // Half attached: leave nothing behind, and let the caller answer from what it holds.
       done = true
       detach()
-      return { kind: (gone?.[1] as number) === 1 ? 'gone' : 'unknown' }
-    }
-    for (const batch of batches) forward(batch)
-    if (end !== null) {
-      finish(end)
-    } else {
-      deliver = forward
-      for (const message of early) forward(message)
-      const lost = () => finish(errorFrame(wireError('stream_lost')))
-      if (producer === null || !(await this.redis.isAlive(producer))) lost()
-      else
-        ownerCheck = setInterval(() => {
-          void this.redis.isAlive(producer).then((alive) => {
-            if (!alive) lost()
-          })
-        }, OWNER_CHECK_MS).unref()
+      throw err
     }
     return {
       kind: 'attached',
@@ -148,8 +188,24 @@ export class RedisStreamLog implements StreamLog {
     }
   }
 
+  /** While Redis cannot say, the follower waits: an answer that cannot be had is no death. */
+  private async checkOwner(producer: string, lost: () => void): Promise<void> {
+    if (!this.redis.up) return
+    try {
+      if (!(await this.redis.isAlive(producer))) lost()
+    } catch (err) {
+      this.redis.failed('resume.owner', err)
+    }
+  }
+
   async followed(requestId: string): Promise<boolean> {
-    return Number(await this.redis.client.get(key(requestId, 'followers'))) > 0
+    if (!this.redis.up) return false
+    try {
+      return Number(await this.redis.client.get(key(requestId, 'followers'))) > 0
+    } catch (err) {
+      this.redis.failed('resume.followed', err)
+      return false
+    }
   }
 
   async close(): Promise<void> {}

@@ -39,7 +39,8 @@ export function eventsAfter(frames: string, afterId: number): string {
 }
 
 const idOf = (frame: string) => Number.parseInt(frame.slice(4, frame.indexOf('\n')), 10)
-const firstIdOf = (frames: string) => idOf(frames)
+/** The id of the first event in a batch. */
+export const firstIdOf = (frames: string) => idOf(frames)
 
 /**
  * The id of the last event in a batch: the hot path, so one scan from the end. An event starts the

@@ -1,5 +1,7 @@
-// Liveness and readiness for a load balancer: /healthz answers while the process runs;
-// /readyz only while it has workers and is not draining.
+// Liveness and readiness for a load balancer: /healthz answers while the process runs; /readyz
+// while it has workers and is not draining. Redis does not decide readiness: it is shared, so an
+// outage would take every replica out of the balancer at once, while each replica still serves
+// stateless turns (degraded mode). The body says whether Redis answers.
 import type { FastifyPluginAsync } from 'fastify'
 import type { Lifecycle } from '../lifecycle.js'
 import type { TaskRunner } from '../pool/runner.js'
@@ -18,17 +20,17 @@ export const healthRoutes: FastifyPluginAsync<HealthOptions> = async (fastify, {
 
   fastify.get(
     '/readyz',
-    { schema: { summary: 'Readiness: workers up, not draining, Redis answering (when configured)' } },
+    { schema: { summary: 'Readiness: workers up and not draining (Redis reported, not required)' } },
     async (_request, reply) => {
       const workers = runner.size
-      const redisUp = redis ? await redis.ping() : undefined
-      const ready = (config.POOL_MODE === 'inline' || workers > 0) && !lifecycle.draining && redisUp !== false
+      const redisUp = redis?.up
+      const ready = (config.POOL_MODE === 'inline' || workers > 0) && !lifecycle.draining
       return reply.status(ready ? 200 : 503).send({
         status: ready ? 'ready' : 'not_ready',
         workers,
         draining: lifecycle.draining,
         activeStreams: lifecycle.streams.size,
-        ...(redisUp === undefined ? {} : { redis: redisUp })
+        ...(redisUp === undefined ? {} : { redis: redisUp, degraded: !redisUp })
       })
     }
   )

@@ -133,7 +133,7 @@ export const openAiRoutes: FastifyPluginAsync<TurnDeps> = async (fastify, deps) 
       const timing = { ttftMs: null, totalMs: Math.round(performance.now() - started) }
       if ('code' in result) {
         metrics.streamEnded(result.code, timing, undefined)
-        if (result.code === 'upstream_rate_limited' && result.retryAfterMs) void quota.pauseFor(result.retryAfterMs)
+        if (result.code === 'upstream_rate_limited' && result.retryAfterMs) quota.pauseFor(result.retryAfterMs)
         const status = (errorCodes as Record<string, { status: number }>)[result.code]?.status ?? 502
         if (result.retryAfterMs) void reply.header('retry-after', String(Math.ceil(result.retryAfterMs / 1000)))
         request.outcome = result.code

@@ -3,7 +3,7 @@
 // the command that installs it; elsewhere the suite is skipped and the reason is printed.
 import { findExecutable, installHint, SYSTEM_DEPS, type SystemDep } from '../system/deps.mjs'
 
-export type SystemProgram = 'redis-server' | 'nginx' | 'chromium' | 'docker-compose'
+export type SystemProgram = 'redis-server' | 'redis-cli' | 'nginx' | 'chromium' | 'docker-compose'
 
 const BY_NPM_TEST = 'npm test installs them itself as root or with passwordless sudo'
 const inCi = ['1', 'true'].includes((process.env.CI ?? '').toLowerCase())

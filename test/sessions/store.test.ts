@@ -1,13 +1,14 @@
 // The session contract, run against both stores: what one replica does in memory, every replica
 // does through Redis. Time is moved, never waited for: the memory store reads an injected clock,
 // and Redis's own expiry is moved by taking the same amount off every session key's TTL.
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { MemorySessionStore } from '../../src/sessions/memory-store.js'
 import { RedisSessionStore } from '../../src/sessions/redis-store.js'
 import type { Content } from '../../src/protocol.js'
 import type { SessionStore } from '../../src/sessions/store.js'
-import { startRedis, type TestRedis } from '../helpers/redis.js'
+import { connectRedis, type RedisEvents, type SharedRedis } from '../../src/shared/redis.js'
+import { startRedis, startRedisCluster, type TestRedis, type TestRedisCluster } from '../helpers/redis.js'
 import { lacks } from '../helpers/system.js'
 
 const TTL_MS = 60_000
@@ -18,7 +19,7 @@ const MAX_TURNS = 4
 
 interface Stores {
   /** A store as one replica sees it; stores made by one `Stores` share their state. */
-  replica(): SessionStore
+  replica(): Promise<SessionStore>
   /** Lets `ms` pass for every session's expiry. */
   advance(ms: number): Promise<void>
   close(): Promise<void>
@@ -30,7 +31,7 @@ function memoryStores(): Stores {
   let now = 1_000_000
   const store = new MemorySessionStore(TTL_MS, 1_000, MAX_TURNS, () => now)
   return {
-    replica: () => store,
+    replica: async () => store,
     advance: async (ms) => {
       now += ms
     },
@@ -38,28 +39,35 @@ function memoryStores(): Stores {
   }
 }
 
-async function redisStores(): Promise<Stores> {
-  const redis: TestRedis = await startRedis()
-  const admin = new Redis(redis.url)
-  const clients: Redis[] = [admin]
+const quiet: RedisEvents = { state: () => {}, error: () => {} }
+
+/** Stores of replicas sharing one Redis (a server, or a cluster); each replica has its own connections. */
+async function redisStores(mode: 'standalone' | 'cluster'): Promise<Stores> {
+  const server: TestRedis | TestRedisCluster = mode === 'cluster' ? await startRedisCluster() : await startRedis()
+  const admin = mode === 'cluster' ? new Cluster([{ host: '127.0.0.1', port: Number(new URL(server.url).port) }]) : new Redis(server.url)
+  const replicas: SharedRedis[] = []
   return {
-    url: redis.url,
-    replica() {
-      const client = new Redis(redis.url)
-      clients.push(client)
-      return new RedisSessionStore(client, TTL_MS, MAX_TURNS, 10_000)
+    url: server.url,
+    async replica() {
+      const redis = await connectRedis({ url: server.url, mode, commandTimeoutMs: 1_000 }, quiet)
+      replicas.push(redis)
+      return new RedisSessionStore(redis, TTL_MS, MAX_TURNS, 10_000)
     },
     async advance(ms) {
-      for (const key of await admin.keys('gw:sess:*')) {
-        const left = await admin.pttl(key)
-        if (left < 0) continue
-        // PEXPIRE with 0 or less deletes the key, exactly as Redis would once the time passed.
-        await admin.pexpire(key, left - ms)
+      const nodes = admin instanceof Cluster ? admin.nodes('master') : [admin]
+      for (const node of nodes) {
+        for (const key of await node.keys('gw:sess:*')) {
+          const left = await node.pttl(key)
+          if (left < 0) continue
+          // PEXPIRE with 0 or less deletes the key, exactly as Redis would once the time passed.
+          await node.pexpire(key, left - ms)
+        }
       }
     },
     async close() {
-      for (const c of clients) c.disconnect()
-      await redis.stop()
+      for (const r of replicas) await r.close()
+      admin.disconnect()
+      await server.stop()
     }
   }
 }
@@ -76,18 +84,18 @@ function contract(make: () => Stores | Promise<Stores>): () => Stores {
   const replica = () => stores.replica()
 
   test('a new session is locked for its first turn; commit appends the turn and unlocks', async () => {
-    const a = replica()
+    const a = await replica()
     const id = await a.create()
-    await expect(replica().begin(id)).rejects.toMatchObject({ code: 'session_busy' })
+    await expect((await replica()).begin(id)).rejects.toMatchObject({ code: 'session_busy' })
     await a.commit(id, turn('hello', 'hi there'))
-    const b = replica()
+    const b = await replica()
     expect(await b.begin(id)).toEqual(turn('hello', 'hi there'))
     await b.release(id)
   })
 
   test('one turn at a time, across replicas; a failed turn appends nothing', async () => {
-    const a = replica()
-    const b = replica()
+    const a = await replica()
+    const b = await replica()
     const id = await a.create()
     await a.commit(id, turn('one', 'reply one'))
     expect(await a.begin(id)).toHaveLength(2)
@@ -98,7 +106,7 @@ function contract(make: () => Stores | Promise<Stores>): () => Stores {
   })
 
   test('only the last SESSION_MAX_TURNS turns are kept', async () => {
-    const s = replica()
+    const s = await replica()
     const id = await s.create()
     await s.commit(id, turn('u1', 'm1'))
     for (const n of [2, 3]) {
@@ -110,7 +118,7 @@ function contract(make: () => Stores | Promise<Stores>): () => Stores {
   })
 
   test('an unknown session is session_not_found; an idle one expires SESSION_TTL_MS after its last use', async () => {
-    const s = replica()
+    const s = await replica()
     await expect(s.begin('never-existed-1234')).rejects.toMatchObject({ code: 'session_not_found', statusCode: 404 })
     const id = await s.create()
     await s.commit(id, turn('u', 'm'))
@@ -124,7 +132,7 @@ function contract(make: () => Stores | Promise<Stores>): () => Stores {
     await expect(s.begin(id)).rejects.toMatchObject({ code: 'session_not_found' })
   })
   test('a tool turn is kept part for part, signatures included; trimming never leaves results without their calls', async () => {
-    const s = replica()
+    const s = await replica()
     const id = await s.create()
     const call: Content = {
       role: 'model',
@@ -153,28 +161,20 @@ describe('memory store', () => {
   contract(memoryStores)
 })
 
-describe.skipIf(lacks('the Redis session store', 'redis-server'))('redis store', () => {
-  const stores = contract(redisStores)
-  const replica = () => stores().replica()
+describe.skipIf(lacks('the Redis session stores', 'redis-server', 'redis-cli')).each(['standalone', 'cluster'] as const)(
+  'redis store (%s)',
+  (mode) => {
+    const stores = contract(() => redisStores(mode))
+    const replica = () => stores().replica()
 
-  test('a session written before tools existed ({role, text} entries) reads as text contents', async () => {
-    const admin = new Redis(stores().url!)
-    const id = 'legacy-session-0001'
-    await admin.rpush(`gw:sess:${id}`, '', JSON.stringify({ role: 'user', text: 'old' }), JSON.stringify({ role: 'model', text: 'style' }))
-    await admin.pexpire(`gw:sess:${id}`, TTL_MS)
-    admin.disconnect()
-    const s = replica()
-    expect(await s.begin(id)).toEqual(turn('old', 'style'))
-    await s.release(id)
-  })
-
-  // In one process the lock is a flag; across replicas it is a token only its holder knows.
-  test('a replica cannot release a lock it does not hold', async () => {
-    const a = replica()
-    const b = replica()
-    const id = await a.create()
-    await b.release(id)
-    await expect(b.begin(id)).rejects.toMatchObject({ code: 'session_busy' })
-    await a.release(id)
-  })
-})
+    // In one process the lock is a flag; across replicas it is a token only its holder knows.
+    test('a replica cannot release a lock it does not hold', async () => {
+      const a = await replica()
+      const b = await replica()
+      const id = await a.create()
+      await b.release(id)
+      await expect(b.begin(id)).rejects.toMatchObject({ code: 'session_busy' })
+      await a.release(id)
+    })
+  }
+)

@@ -25,6 +25,14 @@ export const SYSTEM_DEPS = Object.freeze([
     brew: 'redis',
     usedBy: 'sessions, quota, resume and topology'
   },
+  {
+    name: 'redis-cli',
+    env: 'REDIS_CLI_PATH',
+    commands: ['redis-cli'],
+    apt: 'redis-tools',
+    brew: 'redis',
+    usedBy: 'the Redis Cluster suites'
+  },
   { name: 'nginx', env: 'NGINX_PATH', commands: ['nginx'], apt: 'nginx', brew: 'nginx', usedBy: 'topology' },
   {
     name: 'chromium',

@@ -1,0 +1,52 @@
+// The stream log of a replica that shares Redis: every stream it produces is kept here in memory
+// and in Redis. A resume asks this replica's memory first (its own streams, Redis or not), then
+// Redis (streams of other replicas). While Redis cannot answer, a stream produced elsewhere cannot
+// be resumed: store_unavailable (503, retryable), never a 404 that would make the client give up.
+import { GatewayError } from '../errors.js'
+import type { SharedRedis } from '../shared/redis.js'
+import type { MemoryStreamLog } from './memory-log.js'
+import type { RedisStreamLog } from './redis-log.js'
+import type { AttachResult, ResumeSink, StreamLog } from './stream-log.js'
+
+export class SharedStreamLog implements StreamLog {
+  constructor(
+    private readonly local: MemoryStreamLog,
+    private readonly shared: RedisStreamLog,
+    private readonly redis: SharedRedis
+  ) {}
+
+  open(requestId: string): void {
+    this.local.open(requestId)
+    this.shared.open(requestId)
+  }
+
+  append(requestId: string, frames: string, lastId: number): void {
+    this.local.append(requestId, frames, lastId)
+    this.shared.append(requestId, frames)
+  }
+
+  end(requestId: string, terminal: string): void {
+    this.local.end(requestId, terminal)
+    this.shared.end(requestId, terminal)
+  }
+
+  async attach(requestId: string, afterId: number, sink: ResumeSink): Promise<AttachResult> {
+    if (this.local.holds(requestId)) return this.local.attach(requestId, afterId, sink)
+    const unavailable = new GatewayError('store_unavailable', 'The shared stream store is unavailable; retry shortly.', 1)
+    if (!this.redis.up) throw unavailable
+    try {
+      return await this.shared.attach(requestId, afterId, sink)
+    } catch (err) {
+      this.redis.failed('resume.attach', err)
+      throw unavailable
+    }
+  }
+
+  async followed(requestId: string): Promise<boolean> {
+    return (await this.local.followed(requestId)) || (await this.shared.followed(requestId))
+  }
+
+  async close(): Promise<void> {
+    await this.local.close()
+  }
+}
