@@ -1,12 +1,11 @@
 // The upstream quota: one budget for every replica, spent before anything is sent upstream.
-import { Redis } from 'ioredis'
-import { afterEach, expect, test } from 'vitest'
+import { afterEach, describe, expect, test } from 'vitest'
 import { postChat, terminal } from './helpers/sse.js'
 import { startGateway, type TestGateway } from './helpers/gateway.js'
-import { startRedis, type TestRedis } from './helpers/redis.js'
+import { startSharedRedis, type RedisMode } from './helpers/redis.js'
 import { lacks } from './helpers/system.js'
 
-const open: Array<TestGateway | TestRedis> = []
+const open: Array<TestGateway | { stop(): Promise<void> }> = []
 afterEach(async () => {
   for (const x of open.splice(0).reverse()) await ('stop' in x ? x.stop() : x.close())
 })
@@ -15,10 +14,10 @@ async function gateway(env: Record<string, string>): Promise<TestGateway> {
   open.push(g)
   return g
 }
-async function redis(): Promise<TestRedis> {
-  const r = await startRedis()
-  open.push(r)
-  return r
+async function shared(mode: RedisMode): Promise<Record<string, string>> {
+  const redis = await startSharedRedis(mode)
+  open.push(redis)
+  return redis.env
 }
 
 test('past UPSTREAM_RPM a turn is refused with 429 rate_limited and Retry-After, and never reaches the upstream', async () => {
@@ -31,17 +30,6 @@ test('past UPSTREAM_RPM a turn is refused with 429 rate_limited and Retry-After,
   expect(g.sim.stats().requests).toBe(2)
 })
 
-test.skipIf(lacks('the shared budget test', 'redis-server'))('the budget is shared by every replica through Redis', async () => {
-  const { url } = await redis()
-  const env = { REDIS_URL: url, UPSTREAM_RPM: '3', QUOTA_MAX_WAIT_MS: '0' }
-  const [a, b] = [await gateway(env), await gateway(env)]
-  const statuses = []
-  for (let i = 0; i < 6; i++) statuses.push((await postChat((i % 2 ? b : a).url, { message: `turn ${i} [[sim:tokens=1]]` })).status)
-  expect(statuses.filter((s) => s === 200)).toHaveLength(3)
-  expect(statuses.filter((s) => s === 429)).toHaveLength(3)
-  expect(a.sim.stats().requests + b.sim.stats().requests).toBe(3)
-})
-
 test('UPSTREAM_TPM budgets input tokens', async () => {
   const g = await gateway({ UPSTREAM_TPM: '100', QUOTA_MAX_WAIT_MS: '0' })
   const long = 'word '.repeat(60) // about 75 tokens
@@ -49,34 +37,6 @@ test('UPSTREAM_TPM budgets input tokens', async () => {
   expect((await postChat(g.url, { message: `${long} [[sim:tokens=1]]`, history: [] })).status).toBe(429)
   expect((await postChat(g.url, { message: 'short [[sim:tokens=1]]', history: [] })).status).toBe(200)
 })
-
-test.skipIf(lacks('the shared pause test', 'redis-server'))(
-  'a Gemini 429 on one replica holds every replica back for its RetryInfo delay: a turn waits, then goes',
-  async () => {
-    const r = await redis()
-    const env = { REDIS_URL: r.url, QUOTA_MAX_WAIT_MS: '20000', STREAM_TTFT_TIMEOUT_MS: '500' }
-    const [a, b] = [await gateway(env), await gateway(env)]
-    const limited = await postChat(a.url, { message: 'quota [[sim:status=429, retry-delay=3000]]' })
-    expect(limited.events.at(-1)!.json).toMatchObject({ code: 'upstream_rate_limited', retryAfterMs: 3000 })
-    const admin = new Redis(r.url)
-    const pausedUntil = Number(await admin.get('gw:quota:paused-until'))
-    admin.disconnect()
-    expect(pausedUntil).toBeGreaterThan(0)
-    let firstChunkAt = 0
-    const waited = await postChat(
-      b.url,
-      { message: 'patient [[sim:tokens=2]]' },
-      {
-        onEvent: (e) => {
-          if (e.event === 'chunk') firstChunkAt ||= Date.now()
-        }
-      }
-    )
-    expect(terminal(waited)[0]!.event).toBe('done')
-    // Causal, so no load can break it: the other replica's upstream call started after the shared pause ended.
-    expect(firstChunkAt).toBeGreaterThanOrEqual(pausedUntil)
-  }
-)
 
 test('a turn that cannot be served within QUOTA_MAX_WAIT_MS is refused at once, not when the wait runs out', async () => {
   // The wait allowed is long, and the pause longer still: a gateway that waited would take 25 s.
@@ -89,3 +49,40 @@ test('a turn that cannot be served within QUOTA_MAX_WAIT_MS is refused at once, 
   expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(29)
   expect(Date.now() - started).toBeLessThan(25_000)
 })
+
+describe.skipIf(lacks('the shared quota suite', 'redis-server', 'redis-cli')).each(['standalone', 'cluster'] as const)(
+  'shared through Redis (%s)',
+  (mode) => {
+    test('the budget is shared by every replica through Redis', async () => {
+      const env = { ...(await shared(mode)), UPSTREAM_RPM: '3', QUOTA_MAX_WAIT_MS: '0' }
+      const [a, b] = [await gateway(env), await gateway(env)]
+      const statuses = []
+      for (let i = 0; i < 6; i++) statuses.push((await postChat((i % 2 ? b : a).url, { message: `turn ${i} [[sim:tokens=1]]` })).status)
+      expect(statuses.filter((s) => s === 200)).toHaveLength(3)
+      expect(statuses.filter((s) => s === 429)).toHaveLength(3)
+      expect(a.sim.stats().requests + b.sim.stats().requests).toBe(3)
+    })
+
+    test('a Gemini 429 on one replica holds every replica back for its RetryInfo delay: a turn waits, then goes', async () => {
+      const env = { ...(await shared(mode)), QUOTA_MAX_WAIT_MS: '20000', STREAM_TTFT_TIMEOUT_MS: '500' }
+      const [a, b] = [await gateway(env), await gateway(env)]
+      const limited = await postChat(a.url, { message: 'quota [[sim:status=429, retry-delay=3000]]' })
+      expect(limited.events.at(-1)!.json).toMatchObject({ code: 'upstream_rate_limited', retryAfterMs: 3000 })
+      const pausedUntil = Number(await a.app.gateway.redis!.client.get('gw:quota:paused-until'))
+      expect(pausedUntil).toBeGreaterThan(0)
+      let firstChunkAt = 0
+      const waited = await postChat(
+        b.url,
+        { message: 'patient [[sim:tokens=2]]' },
+        {
+          onEvent: (e) => {
+            if (e.event === 'chunk') firstChunkAt ||= Date.now()
+          }
+        }
+      )
+      expect(terminal(waited)[0]!.event).toBe('done')
+      // Causal, so no load can break it: the other replica's upstream call started after the shared pause ended.
+      expect(firstChunkAt).toBeGreaterThanOrEqual(pausedUntil)
+    })
+  }
+)

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { postChat, replyText, resume, terminal, type ChatResult } from './helpers/sse.js'
 import { startGateway, until, type TestGateway } from './helpers/gateway.js'
-import { startRedis, type TestRedis } from './helpers/redis.js'
+import { startSharedRedis } from './helpers/redis.js'
 import { lacks } from './helpers/system.js'
 
 const PROMPT = 'a long answer to resume [[sim:tokens=30, delay=25]]'
@@ -93,33 +93,36 @@ describe('RESUME_GRACE_MS=0 (the default)', () => {
   })
 })
 
-describe.skipIf(lacks('resume across replicas', 'redis-server'))('across replicas (Redis)', () => {
-  let redis: TestRedis
-  let a: TestGateway
-  let b: TestGateway
-  beforeAll(async () => {
-    redis = await startRedis()
-    const env = { REDIS_URL: redis.url, RESUME_GRACE_MS: '3000' }
-    ;[a, b] = await Promise.all([startGateway(env), startGateway(env)])
-  })
-  afterAll(async () => {
-    await Promise.all([a?.close(), b?.close()])
-    await redis?.stop()
-  })
+describe.skipIf(lacks('resume across replicas', 'redis-server', 'redis-cli')).each(['standalone', 'cluster'] as const)(
+  'across replicas (Redis %s)',
+  (mode) => {
+    let redis: { env: Record<string, string>; stop(): Promise<void> }
+    let a: TestGateway
+    let b: TestGateway
+    beforeAll(async () => {
+      redis = await startSharedRedis(mode)
+      const env = { ...redis.env, RESUME_GRACE_MS: '3000' }
+      ;[a, b] = await Promise.all([startGateway(env), startGateway(env)])
+    })
+    afterAll(async () => {
+      await Promise.all([a?.close(), b?.close()])
+      await redis?.stop()
+    })
 
-  test('a stream produced by one replica resumes on another, live, byte for byte', async () => {
-    const reference = replyText(await postChat(a.url, { message: PROMPT, history: [] }))
-    const { requestId, seen } = await dropped(a.url, 4)
-    const rest = await resume(b.url, requestId, 4)
-    expect(chunkIds(rest)[0]).toBe(5)
-    expect(rest.events.at(-1)!.event).toBe('done')
-    expect(replyText(seen) + replyText(rest)).toBe(reference)
-  })
+    test('a stream produced by one replica resumes on another, live, byte for byte', async () => {
+      const reference = replyText(await postChat(a.url, { message: PROMPT, history: [] }))
+      const { requestId, seen } = await dropped(a.url, 4)
+      const rest = await resume(b.url, requestId, 4)
+      expect(chunkIds(rest)[0]).toBe(5)
+      expect(rest.events.at(-1)!.event).toBe('done')
+      expect(replyText(seen) + replyText(rest)).toBe(reference)
+    })
 
-  test('a finished stream replays from another replica; unknown streams are 404 there too', async () => {
-    const full = await postChat(a.url, { message: 'done already [[sim:tokens=4]]', history: [] })
-    const again = await resume(b.url, full.events[0]!.json.requestId, 0)
-    expect(again.raw).toBe(full.raw.slice(full.raw.indexOf('id: 1')))
-    expect((await resume(b.url, 'unknown-stream-42', 0)).status).toBe(404)
-  })
-})
+    test('a finished stream replays from another replica; unknown streams are 404 there too', async () => {
+      const full = await postChat(a.url, { message: 'done already [[sim:tokens=4]]', history: [] })
+      const again = await resume(b.url, full.events[0]!.json.requestId, 0)
+      expect(again.raw).toBe(full.raw.slice(full.raw.indexOf('id: 1')))
+      expect((await resume(b.url, 'unknown-stream-42', 0)).status).toBe(404)
+    })
+  }
+)

@@ -2,9 +2,11 @@
 import { writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterEach, expect, test } from 'vitest'
+import { afterEach, describe, expect, test } from 'vitest'
 import { postChat, terminal } from './helpers/sse.js'
 import { startGateway, type TestGateway } from './helpers/gateway.js'
+import { startSharedRedis } from './helpers/redis.js'
+import { lacks } from './helpers/system.js'
 
 let gw: TestGateway | undefined
 afterEach(async () => {
@@ -91,3 +93,24 @@ test('CORS allowlist and security headers', async () => {
   expect(stream.headers.get('access-control-allow-origin')).toBe('https://chat.example.org')
   expect(stream.headers.get('x-content-type-options')).toBe('nosniff')
 })
+
+describe.skipIf(lacks('the shared rate limit suite', 'redis-server', 'redis-cli')).each(['standalone', 'cluster'] as const)(
+  'RATE_LIMIT_MAX across replicas (Redis %s)',
+  (mode) => {
+    test('one client is counted once by every replica together', async () => {
+      const redis = await startSharedRedis(mode)
+      const env = { ...redis.env, RATE_LIMIT_MAX: '3', RATE_LIMIT_WINDOW_MS: '60000' }
+      const [a, b] = [await startGateway(env), await startGateway(env)]
+      try {
+        const statuses = []
+        for (let i = 0; i < 4; i++)
+          statuses.push((await postChat((i % 2 ? b : a).url, { message: `m${i} [[sim:tokens=1]]`, history: [] })).status)
+        expect(statuses).toEqual([200, 200, 200, 429])
+      } finally {
+        await a.close()
+        await b.close()
+        await redis.stop()
+      }
+    })
+  }
+)
