@@ -128,7 +128,9 @@ export async function startRedisCluster(): Promise<TestRedisCluster> {
 export type RedisMode = 'standalone' | 'cluster'
 
 /** A shared Redis of either kind, with the gateway settings that reach it. */
-export async function startSharedRedis(mode: RedisMode): Promise<{ env: { REDIS_URL: string; REDIS_MODE: RedisMode }; stop(): Promise<void> }> {
+export async function startSharedRedis(
+  mode: RedisMode
+): Promise<{ env: { REDIS_URL: string; REDIS_MODE: RedisMode }; stop(): Promise<void> }> {
   const server = mode === 'cluster' ? await startRedisCluster() : await startRedis()
   return { env: { REDIS_URL: server.url, REDIS_MODE: mode }, stop: () => server.stop() }
 }
