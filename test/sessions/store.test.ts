@@ -10,6 +10,7 @@ import type { SessionStore } from '../../src/sessions/store.js'
 import { connectRedis, type RedisEvents, type SharedRedis } from '../../src/shared/redis.js'
 import { startRedis, startRedisCluster, type TestRedis, type TestRedisCluster } from '../helpers/redis.js'
 import { lacks } from '../helpers/system.js'
+import { until } from '../helpers/gateway.js'
 
 const TTL_MS = 60_000
 
@@ -25,6 +26,8 @@ interface Stores {
   close(): Promise<void>
   /** The shared Redis, for a redis store's own tests. */
   url?: string
+  /** SIGSTOP and SIGCONT for the (single) server. */
+  server?: TestRedis | TestRedisCluster
 }
 
 function memoryStores(): Stores {
@@ -48,6 +51,7 @@ async function redisStores(mode: 'standalone' | 'cluster'): Promise<Stores> {
   const replicas: SharedRedis[] = []
   return {
     url: server.url,
+    server,
     async replica() {
       const redis = await connectRedis({ url: server.url, mode, commandTimeoutMs: 1_000 }, quiet)
       replicas.push(redis)
@@ -178,3 +182,34 @@ describe.skipIf(lacks('the Redis session stores', 'redis-server', 'redis-cli')).
     })
   }
 )
+
+describe.skipIf(lacks('the Redis session store faults', 'redis-server'))('redis store, faulted', () => {
+  const stores = contract(() => redisStores('standalone'))
+  const replica = () => stores().replica()
+
+  test('a hung Redis is store_unavailable for the turn, and a commit is sent once it answers', async () => {
+    const server = stores().server as TestRedis
+    const s = await replica()
+    const id = await s.create()
+    server.pause()
+    try {
+      await expect(s.begin(id)).rejects.toMatchObject({ code: 'store_unavailable', statusCode: 503, retryAfterS: 1 })
+      await s.commit(id, turn('kept', 'for later')) // never rejects
+    } finally {
+      server.resume()
+    }
+    await until(async () => {
+      const other = await replica()
+      try {
+        await other.begin(id)
+      } catch {
+        return false
+      }
+      await other.release(id)
+      return true
+    }, 'the session to be free with its turn in it')
+    const t = await replica()
+    expect(await t.begin(id)).toEqual(turn('kept', 'for later'))
+    await t.release(id)
+  })
+})
