@@ -110,7 +110,7 @@ class PoolRunner extends Counted implements TaskRunner {
   terminate(threadId: number): boolean {
     const thread = [...this.pool.threads, ...this.quarantine.threads].find((t) => t.threadId === threadId)
     if (!thread) return false
-    void thread.terminate()
+    thread.terminate().catch(() => {}) // it is ending either way; Piscina replaces it
     return true
   }
 

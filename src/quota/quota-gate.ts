@@ -46,7 +46,10 @@ export class QuotaGate {
         resolve,
         reject
       })
-      void this.drain()
+      this.drain().catch((err: unknown) => {
+        // Not expected (every store call answers): the waiters learn of it, none hangs.
+        for (const waiter of this.queue.splice(0)) waiter.reject(err as Error)
+      })
     })
   }
 
