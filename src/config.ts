@@ -2,9 +2,11 @@
 // A bad value stops start-up with one line naming the variable, the value and what is allowed.
 import { readFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
-import envSchema from 'env-schema'
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { simulatorEnvSchema } from './simulator/options.js'
+import { ConfigError, parseEnv } from './shared/env.js'
+
+export { ConfigError }
 
 const cores = availableParallelism()
 const Int = (def: number | undefined, min: number, max: number, description: string) =>
@@ -148,50 +150,10 @@ function trustProxy(value: string): boolean | number | string[] {
   return value.split(',')
 }
 
-export class ConfigError extends Error {
-  override name = 'ConfigError'
-}
-
-interface AjvError {
-  instancePath: string
-  message?: string
-  params: { missingProperty?: string } & Record<string, unknown>
-  keyword: string
-}
-
-function describe(err: AjvError, source: Record<string, string | undefined>): string {
-  const name = err.instancePath.replace(/^\//, '') || (err.params.missingProperty ?? '')
-  const schema = (envProperties as Record<string, TSchema>)[name]
-  const options = schema?.anyOf as TSchema[] | undefined
-  const allowed = options
-    ? `one of ${options.map((s) => String(s.const)).join(', ')}`
-    : [
-        schema?.minimum !== undefined && `>= ${schema.minimum}`,
-        schema?.maximum !== undefined && `<= ${schema.maximum}`,
-        schema?.type === 'integer' && 'an integer',
-        schema?.pattern && `matching ${schema.pattern}`
-      ]
-        .filter(Boolean)
-        .join(', ')
-  return `invalid configuration: ${name}=${JSON.stringify(source[name])} is not allowed (${err.message ?? err.keyword}); expected ${allowed || schema?.type}`
-}
-
 /** Validates `source` (process.env by default) and returns the frozen config, or throws ConfigError with one line. */
 export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
   // Only our own keys, so unrelated variables never fail validation and never reach the config.
-  const picked: Record<string, string> = {}
-  for (const key of Object.keys(envProperties)) {
-    const value = source[key]
-    if (value !== undefined && value !== '') picked[key] = value
-  }
-  let env: Env
-  try {
-    env = envSchema<Env>({ schema: EnvSchema, data: picked, env: false, ajv: { customOptions: (ajv) => ajv } })
-  } catch (err) {
-    const first = (err as { errors?: AjvError[] }).errors?.[0]
-    throw new ConfigError(first ? describe(first, source) : (err as Error).message)
-  }
-  const config = derive(env)
+  const config = derive(parseEnv(EnvSchema, source))
   if (config.POOL_MIN_THREADS > config.POOL_MAX_THREADS) {
     throw new ConfigError(
       `invalid configuration: POOL_MIN_THREADS=${config.POOL_MIN_THREADS} is above POOL_MAX_THREADS=${config.POOL_MAX_THREADS}; expected <= POOL_MAX_THREADS`

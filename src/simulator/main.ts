@@ -1,7 +1,7 @@
 // `npm run simulator`: the simulator as its own process, configured by PORT, HOST and SIM_* env.
 import { Type } from '@sinclair/typebox'
-import { Value } from '@sinclair/typebox/value'
-import { allowedValues, simulatorEnvSchema, simulatorOptionsFrom } from './options.js'
+import { ConfigError, parseEnv } from '../shared/env.js'
+import { simulatorEnvSchema, simulatorOptionsFrom } from './options.js'
 import { startSimulator } from './server.js'
 
 const envSchema = Type.Object({
@@ -10,20 +10,15 @@ const envSchema = Type.Object({
   ...simulatorEnvSchema.properties
 })
 
-// Value.Convert would truncate "1.5" to 1; only whole numbers become integers, anything else fails the check.
-const raw: Record<string, unknown> = {}
-for (const [name, property] of Object.entries(envSchema.properties)) {
-  const value = process.env[name]
-  if (value !== undefined) raw[name] = property.type === 'integer' && /^\s*-?\d+\s*$/.test(value) ? Number(value) : value
-}
-const env = Value.Default(envSchema, raw)
-const error = Value.Errors(envSchema, env).First()
-if (error) {
-  const name = error.path.slice(1)
-  console.error(`invalid ${name}=${JSON.stringify(process.env[name])}: expected ${allowedValues(error.schema)}`)
+let env: typeof envSchema.static
+try {
+  env = parseEnv(envSchema, process.env)
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err
+  console.error(err.message)
   process.exit(1)
 }
-const { PORT, HOST, ...simEnv } = env as typeof envSchema.static
+const { PORT, HOST, ...simEnv } = env
 const options = simulatorOptionsFrom(simEnv)
 const simulator = await startSimulator({ ...options, port: PORT, host: HOST })
 console.log(`gemini simulator listening on ${simulator.url} (seed ${JSON.stringify(options.seed)})`)

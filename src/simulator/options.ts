@@ -1,5 +1,5 @@
-import { Type, type Static, type TSchema } from '@sinclair/typebox'
-import { Value } from '@sinclair/typebox/value'
+import { Type, type Static } from '@sinclair/typebox'
+import { parseEnv, type ConfigError } from '../shared/env.js'
 
 // Upper bounds keep a typo from allocating millions of tokens or overflowing setTimeout (2^31-1 ms).
 export const MAX_SIM_TOKENS = 100_000
@@ -47,23 +47,16 @@ export function simulatorOptionsFrom(env: SimulatorEnv): SimulatorOptions {
   }
 }
 
-/** "an integer from 1 to 100000" for a property of an env schema, for one-line error messages. */
-export function allowedValues(property: TSchema): string {
-  if (property.type === 'integer') return `an integer from ${property.minimum} to ${property.maximum}`
-  return property.minLength ? 'a non-empty string' : 'a string'
-}
-
 /** Schema defaults with the given overrides; throws a RangeError naming the first invalid option. */
 export function resolveSimulatorOptions(overrides: Partial<SimulatorOptions>): SimulatorOptions {
-  const env: Record<string, unknown> = Value.Create(simulatorEnvSchema)
-  for (const [option, name] of Object.entries(ENV_NAMES)) {
-    const value = overrides[option as keyof SimulatorOptions]
-    if (value !== undefined) env[name] = value
+  const env: Record<string, unknown> = {}
+  for (const [option, name] of Object.entries(ENV_NAMES)) env[name] = overrides[option as keyof SimulatorOptions]
+  try {
+    return simulatorOptionsFrom(parseEnv(simulatorEnvSchema, env))
+  } catch (err) {
+    const option = Object.entries(ENV_NAMES).find(([, name]) => name === (err as ConfigError).variable)?.[0]
+    throw new RangeError(
+      `simulator option ${option}=${JSON.stringify(overrides[option as keyof SimulatorOptions])}: ${(err as Error).message}`
+    )
   }
-  const error = Value.Errors(simulatorEnvSchema, env).First()
-  if (error) {
-    const option = Object.entries(ENV_NAMES).find(([, name]) => `/${name}` === error.path)?.[0] ?? error.path
-    throw new RangeError(`simulator option ${option}=${JSON.stringify(error.value)} is invalid: expected ${allowedValues(error.schema)}`)
-  }
-  return simulatorOptionsFrom(env as SimulatorEnv)
 }

@@ -5,6 +5,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 
 export const SERVER_JS = fileURLToPath(new URL('../../dist/src/server.js', import.meta.url))
+export const SIMULATOR_JS = fileURLToPath(new URL('../../dist/src/simulator/main.js', import.meta.url))
 
 export interface ChildGateway {
   url: string
