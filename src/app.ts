@@ -1,8 +1,9 @@
 // The service as a Fastify plugin: the process (server.ts) and the tests register it the same way.
 //
-//   POST /api/chat ─▶ routes/chat.ts ─▶ chat/dispatch.ts ─▶ pool/runner.ts ─▶ workers/chat.worker.ts
-//                                                                               └▶ workers/gemini.ts ─▶ Gemini
-//   client ◀── chat/sse-writer.ts ◀── MessagePort ◀────────────────────────────────┘
+//   POST /api/chat ──────────┐
+//   POST /v1/chat/completions ┴▶ chat/admission.ts ─▶ chat/turn.ts ─▶ chat/dispatch.ts ─▶ pool/runner.ts ─▶ workers/chat.worker.ts
+//                                                                                                          └▶ workers/gemini.ts ─▶ Gemini
+//   client ◀── chat/sinks.ts (SSE: chat/sse-writer.ts, or one JSON body) ◀── MessagePort ◀──────────────────────┘
 import fp from 'fastify-plugin'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
@@ -22,7 +23,8 @@ import { RedisStreamLog } from './resume/redis-log.js'
 import { SharedStreamLog } from './resume/shared-log.js'
 import { QuotaGate } from './quota/quota-gate.js'
 import { connectRedis, type RedisEvents, type SharedRedis } from './shared/redis.js'
-import { chatRoutes, STREAMED } from './routes/chat.js'
+import { chatRoutes } from './routes/chat.js'
+import { TURN_LOGGED } from './chat/turn.js'
 import { resumeRoutes } from './routes/resume.js'
 import { pageRoutes } from './routes/page.js'
 import { openAiRoutes } from './routes/openai.js'
@@ -62,7 +64,7 @@ async function app(fastify: FastifyInstance, { config, baseUrl }: AppOptions): P
     config.POOL_MODE === 'pool'
       ? new Watchdog(runner, config.WORKER_STALL_MS, (threadId) => fastify.log.warn({ threadId }, 'worker stalled; terminated'))
       : undefined
-  const dispatcher = new Dispatcher(runner, watchdog, config.POOL_MAX_QUEUE, (cause, threadId) => {
+  const dispatcher = new Dispatcher(runner, watchdog, config.POOL_MAX_QUEUE, config.STREAM_TTFT_TIMEOUT_MS, (cause, threadId) => {
     metrics.workerFault(cause, threadId)
     fastify.log.warn({ cause, threadId }, 'worker fault')
   })
@@ -81,12 +83,14 @@ async function app(fastify: FastifyInstance, { config, baseUrl }: AppOptions): P
 
   fastify.decorate('gateway', { config, runner, lifecycle, metrics, redis })
   installErrorHandler(fastify, (code) => metrics.admissionRefused.inc({ code }))
+  // Every body is JSON: Fastify's own text/plain parser would turn a text body into a 400 instead of a 415.
+  fastify.removeContentTypeParser('text/plain')
   fastify.decorateRequest('outcome', undefined)
-  // The one log line of a request that was answered normally or refused; a chat stream logs its own when it ends.
+  // The one log line of a request that was answered normally or refused; a chat turn logs its own when it ends.
   // Probes and scrapes arrive every few seconds from every balancer: debug, not info.
   const probes = new Set(['/healthz', '/readyz', '/metrics'])
   fastify.addHook('onResponse', async (request, reply) => {
-    if (request.outcome === STREAMED) return
+    if (request.outcome === TURN_LOGGED) return
     const url = request.routeOptions.url ?? 'unmatched'
     request.log[probes.has(url) ? 'debug' : 'info'](
       {
@@ -129,7 +133,7 @@ async function app(fastify: FastifyInstance, { config, baseUrl }: AppOptions): P
   const turnDeps = { config, dispatcher, sessions, heartbeats, lifecycle, metrics, streamLog, quota, caps }
   await fastify.register(chatRoutes, turnDeps)
   await fastify.register(openAiRoutes, turnDeps)
-  await fastify.register(resumeRoutes, { config, streamLog, heartbeats })
+  await fastify.register(resumeRoutes, { config, streamLog, heartbeats, lifecycle })
   await fastify.register(pageRoutes)
 }
 

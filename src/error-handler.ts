@@ -1,7 +1,12 @@
-// Every refusal is `{"error":{"code","message"}}` with a registry code and its status.
+// Every refusal carries a registry code and its status, in the body shape of the route's dialect:
+// `{"error":{"code","message"}}`, or OpenAI's `{"error":{"message","type","code"}}` under /v1/.
 // Nothing internal (stack, class, file) ever reaches a client.
-import type { FastifyError, FastifyInstance } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify'
 import { GatewayError, errorCodes, type ErrorCode } from './errors.js'
+import { openAiError } from './wire/openai-events.js'
+
+const gatewayError = (code: ErrorCode, message: string) => ({ error: { code, message } })
+const bodyFor = (request: FastifyRequest) => (request.url.startsWith('/v1/') ? openAiError : gatewayError)
 
 // Fastify's own errors that are the client's fault.
 const fastifyCodes: Record<string, ErrorCode> = {
@@ -38,12 +43,12 @@ export function installErrorHandler(fastify: FastifyInstance, onRefused: (code: 
     }
     onRefused(code)
     request.outcome = code
-    return reply.status(errorCodes[code].status).send({ error: { code, message } })
+    return reply.status(errorCodes[code].status).send(bodyFor(request)(code, message))
   })
 
   fastify.setNotFoundHandler((request, reply) => {
     request.outcome = 'not_found'
-    return reply.status(404).send({ error: { code: 'not_found', message: `No route ${request.method} ${request.url.split('?')[0]}.` } })
+    return reply.status(404).send(bodyFor(request)('not_found', `No route ${request.method} ${request.url.split('?')[0]}.`))
   })
 }
 

@@ -1,8 +1,6 @@
 // The one registry of error codes. Codes are a public contract: add, never rename.
 // `status` is the HTTP status when the error refuses a request before its stream starts;
 // once a stream has started the same code travels as an `error` event instead.
-import type { WireError } from './protocol.js'
-
 export const errorCodes = {
   bad_request: { status: 400, retryable: false, message: 'The request is not valid.' },
   unsupported_media_type: { status: 415, retryable: false, message: 'Send the body as application/json.' },
@@ -41,6 +39,9 @@ export const errorCodes = {
 
 export type ErrorCode = keyof typeof errorCodes
 
+/** Retry-After, in seconds, on a refusal that a moment's wait cures (draining, full, a busy store). */
+export const RETRY_AFTER_S = 1
+
 /** An error refused at the edge: becomes `{"error":{"code","message"}}` with the code's status. */
 export class GatewayError extends Error {
   readonly code: ErrorCode
@@ -52,11 +53,4 @@ export class GatewayError extends Error {
     this.statusCode = errorCodes[code].status
     this.retryAfterS = retryAfterS
   }
-}
-
-/** The `error` event payload for a code, with the registry's message and retryability unless given. */
-export function wireError(code: ErrorCode, message?: string, retryAfterMs?: number): WireError {
-  const err: WireError = { code, message: message ?? errorCodes[code].message, retryable: errorCodes[code].retryable }
-  if (retryAfterMs !== undefined) err.retryAfterMs = retryAfterMs
-  return err
 }

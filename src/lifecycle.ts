@@ -1,7 +1,7 @@
 // Draining: once it starts, /readyz says 503 and new turns are refused with shutting_down;
 // open streams get SHUTDOWN_GRACE_MS to finish, then each ends with a shutting_down error event.
 import { EventEmitter, once } from 'node:events'
-import { GatewayError } from './errors.js'
+import { GatewayError, RETRY_AFTER_S } from './errors.js'
 
 export interface OpenStream {
   /** Ends the stream now with shutting_down and cancels its upstream call. */
@@ -14,7 +14,7 @@ export class Lifecycle extends EventEmitter {
 
   /** Throws shutting_down once draining has begun. */
   admit(): void {
-    if (this.draining) throw new GatewayError('shutting_down', undefined, 1)
+    if (this.draining) throw new GatewayError('shutting_down', undefined, RETRY_AFTER_S)
   }
 
   track(stream: OpenStream): void {

@@ -1,7 +1,7 @@
 // Prometheus metrics, one registry per app. Labels are closed sets (codes, causes), never ids.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { Usage } from './protocol.js'
-import type { Timing } from './chat/sse-writer.js'
+import type { Timing } from './wire/framing.js'
 import type { TaskRunner } from './pool/runner.js'
 
 export function createMetrics(runner: TaskRunner) {

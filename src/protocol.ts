@@ -11,6 +11,7 @@
 //         ◀── DoneMessage | ErrorMessage ──         (exactly one, last)
 //         ──▶ CancelMessage ───────────────▶        (client gone, deadline, drain)
 import type { MessagePort } from 'node:worker_threads'
+import type { ErrorCode } from './errors.js'
 
 /** Settings every worker gets once, as Piscina's `workerData`. */
 export interface WorkerSettings {
@@ -19,7 +20,6 @@ export interface WorkerSettings {
   upstreamReader: 'gateway' | 'sdk'
   chaos: boolean
   heartbeatMs: number
-  ttftTimeoutMs: number
   idleTimeoutMs: number
   maxStreamMs: number
   upstreamRetries: number
@@ -92,6 +92,10 @@ export interface ChatTask {
   wantContent: boolean
   /** Frame chunks as OpenAI `chat.completion.chunk` events instead of the gateway's `chunk` events. */
   openai?: OpenAiFraming
+  /** Epoch ms: the first token's deadline (STREAM_TTFT_TIMEOUT_MS), one for every attempt of the turn. */
+  firstTokenBy: number
+  /** 1, or 2 for the retry after a worker fault (in the quarantine pool). */
+  attempt: number
 }
 
 export interface OpenAiFraming {
@@ -120,7 +124,7 @@ export interface ToolCall {
 
 /** Errors cross threads as plain objects: structured clone drops an Error's class and code. */
 export interface WireError {
-  code: string
+  code: ErrorCode
   message: string
   retryable: boolean
   retryAfterMs?: number
@@ -135,7 +139,7 @@ export interface HeartbeatMessage {
 }
 export interface RetryMessage {
   type: 'retry'
-  code: string
+  code: ErrorCode
   attempt: number
   retryAfterMs?: number
 }

@@ -7,7 +7,7 @@ import cors from '@fastify/cors'
 import helmet from '@fastify/helmet'
 import rateLimit from '@fastify/rate-limit'
 import type { Config } from './config.js'
-import { GatewayError } from './errors.js'
+import { GatewayError, RETRY_AFTER_S } from './errors.js'
 import type { SharedRedis } from './shared/redis.js'
 import { rateLimitStore } from './rate-limit-store.js'
 
@@ -78,7 +78,7 @@ export class StreamCaps {
   take(clientKey: string): () => void {
     if (this.max === undefined) return () => {}
     const n = this.open.get(clientKey) ?? 0
-    if (n >= this.max) throw new GatewayError('rate_limited', `At most ${this.max} concurrent streams per client.`, 1)
+    if (n >= this.max) throw new GatewayError('rate_limited', `At most ${this.max} concurrent streams per client.`, RETRY_AFTER_S)
     this.open.set(clientKey, n + 1)
     let given = false
     return () => {

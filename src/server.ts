@@ -5,6 +5,7 @@ import closeWithGrace from 'close-with-grace'
 import { ConfigError, loadConfig, type Config } from './config.js'
 import app from './app.js'
 import { loggerOptions, serverOptions } from './server-options.js'
+import { LISTEN_BACKLOG } from './shared/listen.js'
 import { simulatorOptionsFrom, startSimulator, type Simulator } from './simulator/index.js'
 
 function configOrExit(): Config {
@@ -16,13 +17,6 @@ function configOrExit(): Config {
     process.exit(1)
   }
 }
-
-/**
- * Connections the kernel may hold for accept(). Node's 511 overflowed when 2,048 clients connected
- * within seconds while the front thread was busy (ListenDrops, then SYN retries of 1 s and more);
- * the kernel caps it at net.core.somaxconn.
- */
-const LISTEN_BACKLOG = 4_096
 
 const config = configOrExit()
 const fastify = Fastify(serverOptions(config, loggerOptions(config)))

@@ -4,7 +4,7 @@ import { expect, test } from 'vitest'
 import { errorCodes } from '../src/errors.js'
 import { envProperties, loadConfig } from '../src/config.js'
 import { chatBodySchema } from '../src/routes/chat-schema.js'
-import { GATEWAY_EVENTS } from '../src/wire/events.js'
+import { GATEWAY_EVENTS } from '../src/wire/gateway-events.js'
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
 const envExample = readFileSync(new URL('../.env.example', import.meta.url), 'utf8')

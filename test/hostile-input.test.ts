@@ -3,7 +3,7 @@
 import fc from 'fast-check'
 import { afterAll, beforeAll, expect, test } from 'vitest'
 import { errorCodes } from '../src/errors.js'
-import { GATEWAY_EVENTS } from '../src/wire/events.js'
+import { GATEWAY_EVENTS } from '../src/wire/gateway-events.js'
 import { readSse, terminal, postChat } from './helpers/sse.js'
 import { startGateway, type TestGateway } from './helpers/gateway.js'
 

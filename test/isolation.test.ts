@@ -103,3 +103,33 @@ test('without CHAOS=1 the directives are plain text', async () => {
   const r = await postChat(gw.url, { message: '[[chaos:exit]] [[chaos:spin]]' })
   expect(r.events.at(-1)!.event).toBe('done')
 })
+
+describe('a worker fault before the first chunk', () => {
+  const env = { CHAOS: '1', WORKER_STALL_MS: String(STALL_MS), UPSTREAM_RETRIES: '0' }
+
+  test('[[chaos:spin-once]]: the turn is retried once in quarantine and served whole', async () => {
+    gw = await startGateway(env, {}, { logs: true })
+    const message = '[[chaos:spin-once]] served [[sim:tokens=9]]'
+    const r = await postChat(gw.url, { message, history: [] })
+    expect(terminal(r).map((e) => e.event)).toEqual(['done'])
+    // Without CHAOS=1 the directive is plain text: the same prompt, unfaulted, is the reference.
+    const plain = await startGateway({ WORKER_STALL_MS: String(STALL_MS) })
+    try {
+      expect(replyText(r)).toBe(replyText(await postChat(plain.url, { message, history: [] })))
+    } finally {
+      await plain.close()
+    }
+    const turn = gw.logs.find((l) => l.msg === 'chat turn' && l.requestId === r.events[0]!.json.requestId)
+    expect(turn).toMatchObject({ retries: 1, outcome: 'done' })
+    expect(turn.threads).toHaveLength(2)
+  })
+
+  test('the first-token deadline spans the retry: STREAM_TTFT_TIMEOUT_MS counts from the turn, not the attempt', async () => {
+    // The stall is detected after STALL_MS; the retry's first token comes 1.5 s after that, so past
+    // a 3 s deadline counted from the turn's start but well within one counted from the retry.
+    gw = await startGateway({ ...env, STREAM_TTFT_TIMEOUT_MS: String(STALL_MS + 1_000) })
+    const r = await postChat(gw.url, { message: '[[chaos:spin-once]] slow [[sim:ttft=1500]]', history: [] })
+    expect(terminal(r).map((e) => e.json.code)).toEqual(['upstream_timeout'])
+    expect(replyText(r)).toBe('')
+  })
+})

@@ -88,6 +88,40 @@ test('abort: the upstream call is cancelled', async () => {
   await until(() => gw.sim.stats().aborted > before, 'the upstream to be cancelled')
 })
 
+test('non-streaming abort: a client that leaves cancels the upstream call before the reply ends', async () => {
+  // A 30 s reply: the simulator sees the abort long before it could have completed.
+  const before = gw.sim.stats()
+  const controller = new AbortController()
+  const pending = client.chat.completions
+    .create({ model: 'gemini-2.5-flash', messages: messages('long [[sim:tokens=600, delay=50]]') }, { signal: controller.signal })
+    .catch((e: unknown) => e)
+  await until(() => gw.sim.stats().started > before.started, 'the upstream call to start')
+  controller.abort()
+  expect((await pending) as Error).toBeInstanceOf(OpenAI.APIUserAbortError)
+  await until(() => gw.sim.stats().aborted > before.aborted, 'the upstream to be cancelled')
+  expect(gw.sim.stats().completed).toBe(before.completed)
+})
+
+test.each([
+  [
+    'a body over BODY_LIMIT_BYTES is a 413',
+    'application/json',
+    JSON.stringify({ model: 'x', messages: [{ role: 'user', content: 'a'.repeat(1100 << 10) }] }),
+    413,
+    'payload_too_large'
+  ],
+  ['a text/plain body is a 415', 'text/plain', 'hello', 415, 'unsupported_media_type'],
+  ['malformed JSON is a 400', 'application/json', '{"model":', 400, 'bad_request']
+])('edge refusals keep the registry codes and statuses: %s', async (_name, type, body, status, code) => {
+  const res = await fetch(`${gw.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: 'Bearer sk-test-key-1', 'content-type': type },
+    body
+  })
+  expect(res.status).toBe(status)
+  expect(await res.json()).toEqual({ error: { message: expect.any(String), type: 'invalid_request_error', code } })
+})
+
 test.each([
   ['an upstream 429 is a 429', 'gemini-2.5-flash', 'q [[sim:status=429, retry-delay=100]]', 429, 'upstream_rate_limited'],
   ['an upstream 503 is a 503', 'gemini-2.5-flash', 'q [[sim:status=503]]', 503, 'upstream_unavailable'],

@@ -2,8 +2,10 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { afterEach, describe, expect, test } from 'vitest'
-import { postChat, terminal, type ChatResult } from './helpers/sse.js'
-import { SERVER_JS, startChild, type ChildGateway } from './helpers/child.js'
+import { postChat, resume, terminal, type ChatResult } from './helpers/sse.js'
+import { startRedis, type TestRedis } from './helpers/redis.js'
+import { lacks } from './helpers/system.js'
+import { SERVER_JS, SIMULATOR_JS, startChild, type ChildGateway } from './helpers/child.js'
 import { until } from './helpers/gateway.js'
 
 let gw: ChildGateway | undefined
@@ -55,13 +57,87 @@ describe.each(['SIGTERM', 'SIGINT'] as const)('%s drains', (signal) => {
     })
     expect(await g.exited).toBe(0)
     const drained = g.lines.map((l) => JSON.parse(l)).find((l) => l.msg === 'draining')
-    expect(drained).toMatchObject({ signal, openStreams: 6 })
+    // The long streams were certainly open; a short one may have ended before the signal was handled.
+    expect(drained).toMatchObject({ signal })
+    expect(drained.openStreams).toBeGreaterThanOrEqual(3)
+    expect(drained.openStreams).toBeLessThanOrEqual(6)
   })
 })
 
-test('a bad configuration value stops start-up with one line naming it', async () => {
-  const child = spawn(process.execPath, [SERVER_JS], {
-    env: { PATH: process.env.PATH ?? '', POOL_MAX_THREADS: 'lots' },
+describe.skipIf(lacks('the drain-with-followers test', 'redis-server'))('a drain with every kind of open turn', () => {
+  let redis: TestRedis | undefined
+  let producer: ChildGateway | undefined
+  afterEach(async () => {
+    producer?.child.kill('SIGKILL')
+    producer = undefined
+    await redis?.stop()
+  })
+
+  test('a streamed turn, a non-streaming /v1 turn and a resume follower each get shutting_down, never a cut 200; exit 0', async () => {
+    redis = await startRedis()
+    const long = '[[sim:tokens=400, delay=50]]' // 20 s: only the drain can end these within its 500 ms grace
+    const sim = { SIM_TTFT_MS: '0', SIM_DELAY_MS: '0', REDIS_URL: redis.url }
+    // The follower on the draining replica follows a stream that another replica produces.
+    producer = await startChild(sim)
+    gw = await startChild({ ...sim, SHUTDOWN_GRACE_MS: '500' })
+    const g = gw
+    const seen = { streamed: 0, followed: 0 }
+    let followedId = 0
+
+    const produced = postChat(producer.url, { message: `elsewhere ${long}` })
+    const { requestId } = await new Promise<{ requestId: string }>((resolve) => {
+      void postChat(producer!.url, { message: `followed ${long}` }, { onEvent: (e) => e.event === 'meta' && resolve(e.json) })
+    })
+    const follower = resume(g.url, requestId, 0, {
+      onEvent: (e) => {
+        if (e.event === 'chunk') {
+          seen.followed++
+          followedId = Number(e.id)
+        }
+      }
+    })
+    const streamed = postChat(g.url, { message: `here ${long}` }, { onEvent: (e) => e.event === 'chunk' && seen.streamed++ })
+    const unstreamed = fetch(`${g.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gemini-2.5-flash', messages: [{ role: 'user', content: `whole ${long}` }] })
+    }).then(async (res) => ({ status: res.status, body: await res.text() }))
+    const active = async () => /^gateway_active_streams 2$/m.test(await (await fetch(`${g.url}/metrics`)).text())
+    await until(async () => seen.streamed > 0 && seen.followed > 0 && (await active()), 'all three turns to be under way')
+
+    g.child.kill('SIGTERM')
+    const [s, f, u] = await Promise.all([streamed, follower, unstreamed])
+    expect(await g.exited).toBe(0)
+    for (const r of [s, f]) {
+      expect(terminal(r)).toHaveLength(1)
+      expect(r.events.at(-1)!.json).toMatchObject({ code: 'shutting_down', retryable: true })
+    }
+    expect(u.status).toBe(503)
+    expect(JSON.parse(u.body)).toMatchObject({ error: { code: 'shutting_down', type: 'server_error' } })
+
+    // The followed stream never stopped: resumed on its producer, nothing is lost.
+    const rest = await resume(producer.url, requestId, followedId)
+    expect(terminal(rest).map((e) => e.event)).toEqual(['done'])
+    expect(seen.followed + rest.events.filter((e) => e.event === 'chunk').length).toBe(400)
+    expect(terminal(await produced).map((e) => e.event)).toEqual(['done'])
+  })
+})
+
+// The gateway and the standalone simulator (`npm run simulator`) validate their variables the same way.
+test.each([
+  [
+    SERVER_JS,
+    { POOL_MAX_THREADS: 'lots' },
+    'invalid configuration: POOL_MAX_THREADS="lots" is not allowed (must be integer); expected >= 1, <= 256, an integer'
+  ],
+  [
+    SIMULATOR_JS,
+    { SIM_TOKENS: '0' },
+    'invalid configuration: SIM_TOKENS="0" is not allowed (must be >= 1); expected >= 1, <= 100000, an integer'
+  ]
+])('a bad configuration value stops start-up with one line naming it: %s', async (script, env, line) => {
+  const child = spawn(process.execPath, [script], {
+    env: { PATH: process.env.PATH ?? '', PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   let stderr = ''
@@ -70,9 +146,7 @@ test('a bad configuration value stops start-up with one line naming it', async (
   })
   const [code] = await once(child, 'exit')
   expect(code).toBe(1)
-  expect(stderr.trim().split('\n')).toEqual([
-    'invalid configuration: POOL_MAX_THREADS="lots" is not allowed (must be integer); expected >= 1, <= 256, an integer'
-  ])
+  expect(stderr.trim().split('\n')).toEqual([line])
 })
 
 test('the Gemini key never reaches a log line or a response', async () => {

@@ -1,9 +1,11 @@
 // Fault injection for isolation tests. Loaded only when the gateway runs with CHAOS=1.
-const DIRECTIVE = /\[\[chaos:(throw|exit|oom|spin)\]\]/
+// `[[chaos:KIND-once]]` faults only the first attempt, so the retry in the quarantine pool is served.
+const DIRECTIVE = /\[\[chaos:(throw|exit|oom|spin)(-once)?\]\]/
 
-export function injectChaos(userText: string): void {
-  const kind = DIRECTIVE.exec(userText)?.[1]
-  switch (kind) {
+export function injectChaos(userText: string, attempt: number): void {
+  const match = DIRECTIVE.exec(userText)
+  if (!match || (match[2] && attempt > 1)) return
+  switch (match[1]) {
     case 'throw':
       // Asynchronous, so it escapes the task's promise the way a library's background error does.
       setTimeout(() => {

@@ -23,7 +23,10 @@ import type {
   WorkerMessage,
   WorkerSettings
 } from '../src/protocol.js'
-import { gatewayFramer, openAiFramer, type EventFramer } from '../src/wire/events.js'
+import type { EventFramer } from '../src/wire/framing.js'
+import { gatewayFramer } from '../src/wire/gateway-events.js'
+import { openAiFramer } from '../src/wire/openai-events.js'
+import { wireError } from '../src/wire/error-event.js'
 import { newGatewayCallId } from '../src/wire/tool-call-id.js'
 import { classifyUpstreamError, createUpstream, SAFETY_FINISH, type UpstreamFailure } from './gemini.js'
 import { injectChaos } from './chaos.js'
@@ -114,7 +117,7 @@ export function createChatTask(settings: WorkerSettings): (task: ChatTask) => Pr
   }, settings.heartbeatMs).unref()
 
   return async function chatTask(task: ChatTask): Promise<void> {
-    const framer = task.openai ? openAiFramer(task.openai) : gatewayFramer()
+    const framer = task.openai ? openAiFramer(task.openai) : gatewayFramer
     const stream = new Stream(task.port, framer, task.request.thinking?.include === true)
     const controller = new AbortController()
     // Cancel is the one message the front sends (FrontMessage).
@@ -124,7 +127,7 @@ export function createChatTask(settings: WorkerSettings): (task: ChatTask) => Pr
     live.add(stream)
     stream.post({ type: 'start', threadId })
     try {
-      if (settings.chaos) injectChaos(lastText(task.request.contents))
+      if (settings.chaos) injectChaos(lastText(task.request.contents), task.attempt)
       const last = await relay(task, stream, controller)
       if (last) stream.post(last)
     } finally {
@@ -135,9 +138,14 @@ export function createChatTask(settings: WorkerSettings): (task: ChatTask) => Pr
 
   async function relay(task: ChatTask, stream: Stream, controller: AbortController): Promise<DoneMessage | ErrorMessage | undefined> {
     const { signal } = controller
-    const deadline = (code: string, message: string) => () => controller.abort({ code, message, retryable: true } satisfies AbortReason)
-    const firstTokenBy = Date.now() + settings.ttftTimeoutMs
-    const ttft = setTimeout(deadline('upstream_timeout', 'No first token from the model provider in time.'), settings.ttftTimeoutMs)
+    const deadline = (code: 'upstream_timeout' | 'stream_timeout', message: string) => () =>
+      controller.abort(wireError(code, message) satisfies AbortReason)
+    // One deadline for the turn: a retry (here, or in the quarantine pool after a worker fault) inherits what is left of it.
+    const { firstTokenBy } = task
+    const ttft = setTimeout(
+      deadline('upstream_timeout', 'No first token from the model provider in time.'),
+      Math.max(0, firstTokenBy - Date.now())
+    )
     const total = setTimeout(deadline('stream_timeout', 'The stream exceeded its total time limit.'), settings.maxStreamMs)
     const showThoughts = task.request.thinking?.include === true
     const keepThoughts = showThoughts && task.wantContent
@@ -172,7 +180,7 @@ export function createChatTask(settings: WorkerSettings): (task: ChatTask) => Pr
             refused ??= piece.blockReason ?? (finishReason && SAFETY_FINISH.has(finishReason) ? finishReason : undefined)
           }
           if (refused !== undefined) {
-            return errorMessage({ code: 'safety_blocked', message: `The model declined to answer (${refused}).`, retryable: false }, usage)
+            return errorMessage(wireError('safety_blocked', `The model declined to answer (${refused}).`), usage)
           }
           const message = done(finishReason ?? 'FINISH_REASON_UNSPECIFIED', usage, stream.calls)
           if (task.wantContent) message.content = { role: 'model', parts }
@@ -219,9 +227,12 @@ function relayPart(part: Part, stream: Stream, parts: Part[], oneCall: boolean):
 
 const lastText = (contents: Content[]) => (contents.at(-1)?.parts ?? []).map((p) => p.text ?? '').join('')
 
+/** The first retry's delay before jitter; each next one doubles it. */
+const RETRY_BASE_MS = 100
+
 /** Exponential backoff with jitter for transient faults; a 429 only when its RetryInfo says how long. */
 function retryDelay(failure: UpstreamFailure, attempt: number): number | undefined {
-  if (failure.transient) return Math.round(100 * 2 ** attempt * (0.5 + Math.random() / 2))
+  if (failure.transient) return Math.round(RETRY_BASE_MS * 2 ** attempt * (0.5 + Math.random() / 2))
   return failure.error.code === 'upstream_rate_limited' ? failure.error.retryAfterMs : undefined
 }
 

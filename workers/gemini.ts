@@ -25,6 +25,7 @@ import { createParser } from 'eventsource-parser'
 import { Agent, request as httpRequest, type Dispatcher } from 'undici'
 import type { Content, Part, UpstreamRequest, WireError, WorkerSettings } from '../src/protocol.js'
 import { isGatewayCallId } from '../src/wire/tool-call-id.js'
+import { wireError } from '../src/wire/error-event.js'
 import { PartReader, type UpstreamPiece } from './gemini-parts.js'
 
 export type { UpstreamPiece } from './gemini-parts.js'
@@ -237,42 +238,29 @@ export function classifyUpstreamError(err: unknown): UpstreamFailure {
   const code = failed.code ?? failed.cause?.code ?? ''
   if (CONNECTION_CODES.has(code) || (err instanceof TypeError && (err.message === 'terminated' || err.message === 'fetch failed'))) {
     return {
-      error: {
-        code: 'upstream_unavailable',
-        message: `Connection to the model provider failed (${code || (err as Error).message}).`,
-        retryable: true
-      },
+      error: wireError('upstream_unavailable', `Connection to the model provider failed (${code || (err as Error).message}).`),
       transient: true
     }
   }
-  return {
-    error: { code: 'upstream_error', message: 'The model provider sent a response the gateway could not read.', retryable: false },
-    transient: false
-  }
+  return { error: wireError('upstream_error', 'The model provider sent a response the gateway could not read.'), transient: false }
 }
 
 function classifyStatus(status: number, body: string): UpstreamFailure {
   const parsed = parseErrorBody(body)
   const detail = parsed?.message ? `: ${parsed.message.slice(0, 300)}` : ''
   if (status === 429) {
-    const error: WireError = {
-      code: 'upstream_rate_limited',
-      message: `The model provider is rate limiting requests${detail}`,
-      retryable: true
-    }
     const retryAfterMs = parsed?.retryAfterMs
-    if (retryAfterMs !== undefined) error.retryAfterMs = retryAfterMs
+    const error = wireError(
+      'upstream_rate_limited',
+      `The model provider is rate limiting requests${detail}`,
+      retryAfterMs === undefined ? {} : { retryAfterMs }
+    )
     return { error, transient: false }
   }
-  if (status === 503)
-    return {
-      error: { code: 'upstream_unavailable', message: `The model provider is unavailable${detail}`, retryable: true },
-      transient: true
-    }
-  if (status === 504)
-    return { error: { code: 'upstream_timeout', message: `The model provider timed out${detail}`, retryable: true }, transient: true }
+  if (status === 503) return { error: wireError('upstream_unavailable', `The model provider is unavailable${detail}`), transient: true }
+  if (status === 504) return { error: wireError('upstream_timeout', `The model provider timed out${detail}`), transient: true }
   return {
-    error: { code: 'upstream_error', message: `The model provider answered ${status}${detail}`, retryable: status >= 500 },
+    error: wireError('upstream_error', `The model provider answered ${status}${detail}`, { retryable: status >= 500 }),
     transient: status >= 500
   }
 }

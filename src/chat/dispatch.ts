@@ -8,7 +8,8 @@
 //   run() rejects / port closes without a result ─▶ fault ─▶ retry once or error event
 import { MessageChannel, type MessagePort } from 'node:worker_threads'
 import type { ChatTask, DoneMessage, WireError, WorkerMessage } from '../protocol.js'
-import { wireError, type ErrorCode } from '../errors.js'
+import type { ErrorCode } from '../errors.js'
+import { wireError } from '../wire/error-event.js'
 import type { TaskRunner } from '../pool/runner.js'
 import type { Watchdog, Watched } from '../pool/watchdog.js'
 
@@ -18,7 +19,7 @@ export interface StreamEvents {
   /** The frames just relayed held the first answer chunk (sent only when thoughts came first). */
   answer(): void
   /** A retry before the first chunk: an upstream fault retried by the worker, or a worker fault retried here. */
-  retry(code: string, retryAfterMs?: number): void
+  retry(code: ErrorCode, retryAfterMs?: number): void
   /** Exactly one of `done` and `error`, last. */
   done(message: DoneMessage): void
   error(error: WireError): void
@@ -38,6 +39,8 @@ export class Dispatcher {
     private readonly runner: TaskRunner,
     private readonly watchdog: Watchdog | undefined,
     private readonly maxQueue: number,
+    /** STREAM_TTFT_TIMEOUT_MS: counted from start(), across every attempt. */
+    private readonly ttftTimeoutMs: number,
     private readonly onFault: (code: FaultCode, threadId: number | undefined) => void
   ) {}
 
@@ -46,7 +49,8 @@ export class Dispatcher {
     return this.runner.inflight >= this.runner.capacity + this.maxQueue
   }
 
-  start(turn: Omit<ChatTask, 'port'>, events: StreamEvents): StreamHandle {
+  start(turn: Omit<ChatTask, 'port' | 'firstTokenBy' | 'attempt'>, events: StreamEvents): StreamHandle {
+    const firstTokenBy = Date.now() + this.ttftTimeoutMs
     let ended = false
     let chunked = false
     let attempts = 0
@@ -116,7 +120,7 @@ export class Dispatcher {
         }
       })
 
-      const task = this.runner.run({ ...turn, port: channel.port2 }, attempts > 1)
+      const task = this.runner.run({ ...turn, firstTokenBy, attempt: attempts, port: channel.port2 }, attempts > 1)
       task.then(undefined, fault)
       // A port closed without a result: the worker died (Piscina's rejection says how) or a bug ended the task early.
       current.on('close', () => {

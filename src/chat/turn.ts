@@ -1,19 +1,26 @@
-// One admitted chat turn, from the first byte of its SSE response to its one terminal event:
-// dispatch, relay into the writer and the resume log, session commit or release, the client
-// leaving (cancel at once, or after RESUME_GRACE_MS if nobody resumed), drain, metrics, log line.
-import type { FastifyBaseLogger, FastifyReply } from 'fastify'
+// One admitted chat turn, whatever its route and dialect, from the first byte of its response to its
+// one terminal: dispatch, relay into the sink and the resume log, session commit or release, the
+// client leaving (cancel at once, or after RESUME_GRACE_MS if nobody resumed), drain, metrics, log line.
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Config } from '../config.js'
-import { wireError } from '../errors.js'
 import type { Content, DoneMessage, UpstreamRequest, Usage, WireError } from '../protocol.js'
 import type { Lifecycle, OpenStream } from '../lifecycle.js'
 import type { Metrics } from '../metrics.js'
 import type { QuotaGate } from '../quota/quota-gate.js'
-import { lastIdOf, type StreamLog } from '../resume/stream-log.js'
+import type { StreamLog } from '../resume/stream-log.js'
 import type { SessionStore } from '../sessions/store.js'
 import type { StreamCaps } from '../security.js'
+import { wireError } from '../wire/error-event.js'
+import { lastIdOf } from '../wire/ids.js'
 import type { Dispatcher, StreamHandle } from './dispatch.js'
-import type { Dialect } from './sse-frames.js'
-import { SseWriter, type Heartbeats } from './sse-writer.js'
+import { openSink, type TurnDialect } from './sinks.js'
+import type { Heartbeats } from './sse-writer.js'
+
+/** Marks a request whose log line is not the generic one: a turn writes its own when it ends. */
+export const TURN_LOGGED = 'turn'
+
+/** How long a reader that fell too far behind keeps its socket after its terminal event was written. */
+const TOO_SLOW_CLOSE_MS = 5_000
 
 export interface TurnDeps {
   config: Config
@@ -28,53 +35,56 @@ export interface TurnDeps {
 }
 
 export interface TurnSpec {
-  requestId: string
+  /** The session whose turn lock is held, or null (stateless). */
   sessionId: string | null
   /** The user's content of this turn, which a session appends with the model's when it completes. */
   user: Content
   /** For the log line with LOG_CONTENT=1. */
   userText: string
   request: UpstreamRequest
-  log: FastifyBaseLogger
   /** Gives back the client's stream slot. */
-  onEnd: () => void
-  dialect: Dialect
+  giveBack: () => void
+  dialect: TurnDialect
 }
 
-export function runTurn(deps: TurnDeps, reply: FastifyReply, spec: TurnSpec): void {
+export function runTurn(deps: TurnDeps, req: FastifyRequest, reply: FastifyReply, spec: TurnSpec): void {
   const { config, dispatcher, sessions, lifecycle, metrics, streamLog, quota } = deps
-  const { requestId, sessionId, dialect } = spec
+  const { sessionId, dialect } = spec
+  const requestId = req.id
   let ended = false
   let retries = 0
   let graceTimer: NodeJS.Timeout | undefined
 
-  const writer = new SseWriter(
-    reply.raw,
-    deps.heartbeats,
-    config.STREAM_BUFFER_BYTES,
-    () => {
+  req.outcome = TURN_LOGGED
+  void reply.header('x-request-id', requestId)
+  const sink = openSink(reply, dialect, {
+    heartbeats: deps.heartbeats,
+    bufferBytes: config.STREAM_BUFFER_BYTES,
+    meta: { requestId, sessionId, model: spec.request.model },
+    thoughtsFirst: spec.request.thinking?.include === true,
+    onTooSlow: () => {
       // It stopped reading: the terminal event may never drain, so do not hold the socket for it.
       stop(wireError('client_too_slow', `More than ${config.STREAM_BUFFER_BYTES} bytes were waiting for this client.`))
-      setTimeout(() => reply.raw.destroy(), 5_000).unref()
-    },
-    spec.request.thinking?.include === true
-  )
+      setTimeout(() => reply.raw.destroy(), TOO_SLOW_CLOSE_MS).unref()
+    }
+  })
 
   /** The one place a turn ends: every path (done, error, cancel, drain) comes here once. */
   const end = (terminal: string, outcome: string, usage?: Usage) => {
     if (ended) return
     ended = true
-    spec.onEnd()
+    spec.giveBack()
     clearTimeout(graceTimer)
-    streamLog.end(requestId, terminal)
+    if (sink.resumable) streamLog.end(requestId, terminal)
     lifecycle.untrack(open)
-    const timing = writer.timing
+    const timing = sink.timing
     metrics.streamEnded(outcome, timing, usage)
-    spec.log.info(
+    req.log.info(
       {
         requestId,
         sessionId,
         model: spec.request.model,
+        dialect: dialect.name,
         outcome,
         retries,
         threads: handle.threads,
@@ -95,24 +105,26 @@ export function runTurn(deps: TurnDeps, reply: FastifyReply, spec: TurnSpec): vo
     if (ended) return
     handle.cancel()
     release()
-    end(writer.finish(dialect.error(error)), outcome)
+    end(sink.error(error), outcome)
   }
 
-  writer.open(dialect.meta ? { requestId, sessionId, model: spec.request.model } : null, {
-    ...reply.getHeaders(),
-    'x-request-id': requestId
-  })
-  streamLog.open(requestId)
+  if (sink.resumable) streamLog.open(requestId)
   metrics.streamStarted()
 
   const handle: StreamHandle = dispatcher.start(
-    { requestId, request: spec.request, wantContent: sessionId !== null, ...(dialect.openai ? { openai: dialect.openai } : {}) },
+    {
+      requestId,
+      request: spec.request,
+      // A session keeps the model's turn; a JSON body is made of it.
+      wantContent: sessionId !== null || dialect.name === 'openai-json',
+      ...(dialect.name === 'gateway' ? {} : { openai: dialect.framing })
+    },
     {
       chunks: (frames) => {
-        writer.chunks(frames)
-        streamLog.append(requestId, frames, lastIdOf(frames))
+        sink.chunks(frames)
+        if (sink.resumable) streamLog.append(requestId, frames, lastIdOf(frames))
       },
-      answer: () => writer.answered(),
+      answer: () => sink.answered(),
       retry: (code, retryAfterMs) => {
         retries++
         metrics.retried(code)
@@ -121,12 +133,12 @@ export function runTurn(deps: TurnDeps, reply: FastifyReply, spec: TurnSpec): vo
       },
       done: (message: DoneMessage) => {
         if (sessionId && message.content) void sessions.commit(sessionId, [spec.user, message.content])
-        end(writer.finish(dialect.done(message, writer.timing)), 'done', message.usage)
+        end(sink.done(message), 'done', message.usage)
       },
       error: (error) => {
         if (error.code === 'upstream_rate_limited' && error.retryAfterMs) quota.pauseFor(error.retryAfterMs)
         release()
-        end(writer.finish(dialect.error(error)), error.code)
+        end(sink.error(error), error.code)
       }
     }
   )
@@ -134,10 +146,13 @@ export function runTurn(deps: TurnDeps, reply: FastifyReply, spec: TurnSpec): vo
   const open: OpenStream = { shutdown: () => stop(wireError('shutting_down')) }
   lifecycle.track(open)
 
-  reply.raw.on('close', () => {
+  const left = () => {
     if (ended) return
-    writer.abandon()
-    if (config.RESUME_GRACE_MS === 0) return stop(wireError('client_disconnected'), 'client_closed')
+    sink.abandon()
+    if (!sink.resumable || config.RESUME_GRACE_MS === 0) {
+      stop(wireError('client_disconnected'), 'client_closed')
+      return
+    }
     // Keep generating for a while, so that the client can resume; stop once nobody follows.
     const check = () => {
       void streamLog.followed(requestId).then((followed) => {
@@ -147,5 +162,8 @@ export function runTurn(deps: TurnDeps, reply: FastifyReply, spec: TurnSpec): vo
       })
     }
     graceTimer = setTimeout(check, config.RESUME_GRACE_MS).unref()
-  })
+  }
+  // It may have left while the turn waited for admission (quota, the session's lock).
+  if (reply.raw.closed) left()
+  else reply.raw.on('close', left)
 }

@@ -35,7 +35,6 @@ export function workerSettings(config: Config, baseUrl: string | undefined): Wor
     upstreamReader: config.UPSTREAM_READER,
     chaos: config.CHAOS,
     heartbeatMs: Math.max(25, Math.floor(config.WORKER_STALL_MS / 4)),
-    ttftTimeoutMs: config.STREAM_TTFT_TIMEOUT_MS,
     idleTimeoutMs: config.STREAM_IDLE_TIMEOUT_MS,
     maxStreamMs: config.STREAM_MAX_MS,
     upstreamRetries: config.UPSTREAM_RETRIES

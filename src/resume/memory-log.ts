@@ -1,5 +1,6 @@
 // Stream events in this process: resume works against the replica that produced the stream.
-import { eventsAfter, type AttachResult, type ResumeSink, type StreamLog } from './stream-log.js'
+import { eventsAfter } from '../wire/ids.js'
+import { GONE_MS, type AttachResult, type ResumeSink, type StreamLog } from './stream-log.js'
 import { oldestKey } from '../shared/maps.js'
 
 interface Entry {
@@ -11,8 +12,6 @@ interface Entry {
 
 /** Ended streams kept replayable at once, beyond which the oldest are forgotten early (memory bound). */
 const MAX_ENDED = 10_000
-/** How long "it ended" is remembered after its events are gone (then: 204 instead of 404). */
-const GONE_MS = 24 * 3_600_000
 const MAX_GONE = 100_000
 
 export class MemoryStreamLog implements StreamLog {

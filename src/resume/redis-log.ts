@@ -10,12 +10,12 @@
 // time are missing there, and a follower that meets the gap ends with stream_lost rather than skip
 // text), except each stream's end, which is kept and written when Redis answers again.
 import type { ChainableCommander } from 'ioredis'
-import { errorFrame } from '../chat/sse-frames.js'
-import { wireError } from '../errors.js'
 import type { SharedRedis } from '../shared/redis.js'
-import { eventsAfter, firstIdOf, lastIdOf, type AttachResult, type ResumeSink, type StreamLog } from './stream-log.js'
+import { wireError } from '../wire/error-event.js'
+import { errorFrame } from '../wire/gateway-events.js'
+import { eventsAfter, firstIdOf, lastIdOf } from '../wire/ids.js'
+import { GONE_MS, type AttachResult, type ResumeSink, type StreamLog } from './stream-log.js'
 
-const GONE_MS = 24 * 3_600_000
 const OWNER_CHECK_MS = 1_000
 const END = '\u0000'
 const key = (id: string, part: string) => `gw:s:{${id}}:${part}`

@@ -2,7 +2,7 @@
 // and in Redis. A resume asks this replica's memory first (its own streams, Redis or not), then
 // Redis (streams of other replicas). While Redis cannot answer, a stream produced elsewhere cannot
 // be resumed: store_unavailable (503, retryable), never a 404 that would make the client give up.
-import { GatewayError } from '../errors.js'
+import { GatewayError, RETRY_AFTER_S } from '../errors.js'
 import type { SharedRedis } from '../shared/redis.js'
 import type { MemoryStreamLog } from './memory-log.js'
 import type { RedisStreamLog } from './redis-log.js'
@@ -32,7 +32,7 @@ export class SharedStreamLog implements StreamLog {
 
   async attach(requestId: string, afterId: number, sink: ResumeSink): Promise<AttachResult> {
     if (this.local.holds(requestId)) return this.local.attach(requestId, afterId, sink)
-    const unavailable = new GatewayError('store_unavailable', 'The shared stream store is unavailable; retry shortly.', 1)
+    const unavailable = new GatewayError('store_unavailable', 'The shared stream store is unavailable; retry shortly.', RETRY_AFTER_S)
     if (!this.redis.up) throw unavailable
     try {
       return await this.shared.attach(requestId, afterId, sink)

@@ -3,6 +3,7 @@
 // is checked in src/chat/tools.ts and src/chat/conversation.ts.
 import { Type, type Static } from '@sinclair/typebox'
 import type { Config } from '../config.js'
+import { errorCodes } from '../errors.js'
 
 export const MESSAGE_MAX_CHARS = 32_000
 /** Gemini's own limit on function declarations per request. */
@@ -120,4 +121,9 @@ export const ErrorBodySchema = Type.Object(
     error: Type.Object({ code: Type.String(), message: Type.String() })
   },
   { $id: 'ErrorBody' }
+)
+
+/** The refusals a route documents: every registry status a client can receive (499 is only logged). */
+export const errorResponses = Object.fromEntries(
+  [...new Set(Object.values(errorCodes).map((e) => e.status))].filter((s) => s < 499 || s === 503).map((s) => [s, ErrorBodySchema])
 )

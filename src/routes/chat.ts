@@ -1,26 +1,18 @@
-// POST /api/chat: validate (the body, its tools and the calls its results answer), admit, take the
-// session's turn lock, wait for upstream quota, then hand the turn to chat/turn.ts, which streams it.
+// POST /api/chat: validate (the body, its tools and the calls its results answer), admit (which
+// takes the session's turn lock and waits for upstream quota), then run the turn as the gateway's SSE.
 import type { FastifyPluginAsync } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { errorCodes, GatewayError } from '../errors.js'
+import { GatewayError } from '../errors.js'
 import type { Content } from '../protocol.js'
-import { estimateTokens } from '../quota/quota-gate.js'
 import type { SessionStore } from '../sessions/store.js'
+import { admitTurn } from '../chat/admission.js'
 import { runTurn, type TurnDeps } from '../chat/turn.js'
-import { gatewayDialect } from '../chat/sse-frames.js'
-import { contentTexts, historyContents, userContent } from '../chat/conversation.js'
+import { historyContents, userContent } from '../chat/conversation.js'
 import { checkThinking, checkToolChoice, checkTools } from '../chat/tools.js'
-import { chatBodySchema, ErrorBodySchema, type ChatBody } from './chat-schema.js'
-
-/** Marks a request whose log line the stream writes itself when it ends. */
-export const STREAMED = 'streamed'
-
-export const errorResponses = Object.fromEntries(
-  [...new Set(Object.values(errorCodes).map((e) => e.status))].filter((s) => s < 499 || s === 503).map((s) => [s, ErrorBodySchema])
-)
+import { chatBodySchema, errorResponses, type ChatBody } from './chat-schema.js'
 
 export const chatRoutes: FastifyPluginAsync<TurnDeps> = async (fastify, deps) => {
-  const { config, dispatcher, sessions, lifecycle, quota, caps } = deps
+  const { config, sessions } = deps
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
 
   app.post(
@@ -47,43 +39,25 @@ export const chatRoutes: FastifyPluginAsync<TurnDeps> = async (fastify, deps) =>
       // A stateless or new conversation is checked before admission; a continued session's once its turn lock is held.
       const history = body.history ? historyContents(body.history) : undefined
       if (!body.sessionId) userContent(history ?? [], body.message, body.toolResults)
-      lifecycle.admit()
-      if (dispatcher.full) throw new GatewayError('overloaded', undefined, 1)
-      const giveBack = caps.take(request.clientKey)
-      let sessionId: string | null = null
-      let contents: Content[]
-      let user: Content
-      try {
+      const turn = await admitTurn(deps, request.clientKey, async (locked) => {
         const session = await openSession(sessions, body, history)
-        sessionId = session.sessionId
-        user = userContent(session.contents, body.message, body.toolResults)
-        contents = [...session.contents, user]
-        await quota.acquire(estimateTokens([...contentTexts(contents), body.system ?? '', JSON.stringify(body.tools ?? [])]))
-      } catch (err) {
-        giveBack()
-        if (sessionId) await sessions.release(sessionId)
-        throw err
-      }
-      reply.hijack()
-      request.outcome = STREAMED
-      runTurn(deps, reply, {
-        requestId: request.id,
-        sessionId,
-        user,
-        userText: body.message ?? '',
-        log: request.log,
-        onEnd: giveBack,
-        dialect: gatewayDialect,
-        request: {
-          model: body.model ?? config.DEFAULT_MODEL,
-          contents,
-          ...(body.system ? { system: body.system } : {}),
-          ...(body.generation ? { generation: body.generation } : {}),
-          ...(body.tools ? { tools: body.tools } : {}),
-          ...(body.toolChoice ? { toolChoice: body.toolChoice } : {}),
-          ...(body.thinking ? { thinking: body.thinking } : {})
+        if (session.sessionId) locked(session.sessionId)
+        const user = userContent(session.contents, body.message, body.toolResults)
+        return {
+          sessionId: session.sessionId,
+          user,
+          request: {
+            model: body.model ?? config.DEFAULT_MODEL,
+            contents: [...session.contents, user],
+            ...(body.system ? { system: body.system } : {}),
+            ...(body.generation ? { generation: body.generation } : {}),
+            ...(body.tools ? { tools: body.tools } : {}),
+            ...(body.toolChoice ? { toolChoice: body.toolChoice } : {}),
+            ...(body.thinking ? { thinking: body.thinking } : {})
+          }
         }
       })
+      runTurn(deps, request, reply, { ...turn, userText: body.message ?? '', dialect: { name: 'gateway' } })
     }
   )
 }

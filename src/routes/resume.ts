@@ -1,22 +1,28 @@
 // GET /api/chat/streams/:requestId: a client that lost its connection sends the id of the last
 // event it saw (Last-Event-ID) and gets the events it missed, then the rest live, then the end.
-import type { FastifyPluginAsync } from 'fastify'
+// A follower is an open stream like a turn: a drain ends it with shutting_down (the stream itself
+// may go on elsewhere; the client resumes there).
+import type { FastifyPluginAsync, FastifyReply } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import { GatewayError, wireError } from '../errors.js'
-import { errorFrame } from '../chat/sse-frames.js'
+import { GatewayError } from '../errors.js'
+import type { Lifecycle, OpenStream } from '../lifecycle.js'
 import { SseWriter, type Heartbeats } from '../chat/sse-writer.js'
-import type { StreamLog } from '../resume/stream-log.js'
+import { TURN_LOGGED } from '../chat/turn.js'
+import type { Attachment, ResumeSink, StreamLog } from '../resume/stream-log.js'
 import type { Config } from '../config.js'
-import { STREAMED, errorResponses } from './chat.js'
+import { wireError } from '../wire/error-event.js'
+import { errorFrame } from '../wire/gateway-events.js'
+import { errorResponses } from './chat-schema.js'
 
 export interface ResumeOptions {
   config: Config
   streamLog: StreamLog
   heartbeats: Heartbeats
+  lifecycle: Lifecycle
 }
 
-export const resumeRoutes: FastifyPluginAsync<ResumeOptions> = async (fastify, { config, streamLog, heartbeats }) => {
+export const resumeRoutes: FastifyPluginAsync<ResumeOptions> = async (fastify, { config, streamLog, heartbeats, lifecycle }) => {
   fastify.withTypeProvider<TypeBoxTypeProvider>().get(
     '/api/chat/streams/:requestId',
     {
@@ -39,35 +45,86 @@ export const resumeRoutes: FastifyPluginAsync<ResumeOptions> = async (fastify, {
       }
     },
     async (request, reply) => {
-      const afterId = Number(request.headers['last-event-id'] ?? 0)
-      let detach = () => {}
-      const writer = new SseWriter(reply.raw, heartbeats, config.STREAM_BUFFER_BYTES, () => {
-        detach()
-        writer.finish(errorFrame(wireError('client_too_slow')))
+      lifecycle.admit()
+      const follower: Follower = new Follower(reply, request.params.requestId, heartbeats, config.STREAM_BUFFER_BYTES, () => {
+        lifecycle.untrack(follower)
       })
-      let opened = false
-      const open = () => {
-        if (opened) return
-        opened = true
-        reply.hijack()
-        request.outcome = STREAMED
-        writer.open(null, { ...reply.getHeaders(), 'x-request-id': request.params.requestId })
+      lifecycle.track(follower)
+      const result = await streamLog
+        .attach(request.params.requestId, Number(request.headers['last-event-id'] ?? 0), follower)
+        .catch((err: unknown) => {
+          follower.end()
+          throw err
+        })
+      if (result.kind !== 'attached') {
+        follower.end()
+        if (result.kind === 'unknown') throw new GatewayError('stream_not_found')
+        return reply.status(204).send()
       }
-      const result = await streamLog.attach(request.params.requestId, afterId, {
-        frames: (frames) => {
-          open()
-          writer.chunks(frames)
-        },
-        end: (terminal) => {
-          open()
-          writer.finish(terminal)
-        }
-      })
-      if (result.kind === 'unknown') throw new GatewayError('stream_not_found')
-      if (result.kind === 'gone') return reply.status(204).send()
-      detach = () => result.attachment.detach()
-      open()
-      reply.raw.on('close', detach)
+      follower.attached(result.attachment)
+      request.outcome = TURN_LOGGED
     }
   )
+}
+
+/** One client following a stream: the replay, then live events, until its end, this side's, or the client leaving. */
+class Follower implements ResumeSink, OpenStream {
+  private readonly writer: SseWriter
+  private opened = false
+  private ended = false
+  private attachment: Attachment | undefined
+
+  constructor(
+    private readonly reply: FastifyReply,
+    private readonly requestId: string,
+    heartbeats: Heartbeats,
+    bufferBytes: number,
+    private readonly onEnd: () => void
+  ) {
+    this.writer = new SseWriter(reply.raw, heartbeats, bufferBytes, () => {
+      this.end(errorFrame(wireError('client_too_slow')))
+    })
+  }
+
+  frames(frames: string): void {
+    this.open()
+    this.writer.chunks(frames)
+  }
+
+  /** The stream's terminal event, this side's error event, or (none) the client left. */
+  end = (terminal?: string): void => {
+    if (this.ended) return
+    this.ended = true
+    this.attachment?.detach()
+    this.onEnd()
+    if (terminal === undefined) this.writer.abandon()
+    else {
+      this.open()
+      this.writer.finish(terminal)
+    }
+  }
+
+  /** A drain ends the follower; the stream itself may go on elsewhere, where the client resumes. */
+  shutdown(): void {
+    this.end(errorFrame(wireError('shutting_down')))
+  }
+
+  attached(attachment: Attachment): void {
+    this.attachment = attachment
+    if (this.ended) {
+      attachment.detach()
+      return
+    }
+    this.open()
+    this.reply.raw.on('close', () => {
+      this.end()
+    })
+  }
+
+  private open(): void {
+    if (this.opened) return
+    this.opened = true
+    this.reply.hijack()
+    this.writer.open(null, { ...this.reply.getHeaders(), 'x-request-id': this.requestId })
+  }
 }

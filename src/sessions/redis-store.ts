@@ -3,7 +3,7 @@
 // session forever and one replica can never release another's lock. While Redis cannot answer,
 // opening a session is store_unavailable (503) at once; closing one is kept and sent on recovery.
 import { randomUUID } from 'node:crypto'
-import { GatewayError } from '../errors.js'
+import { GatewayError, RETRY_AFTER_S } from '../errors.js'
 import type { Content } from '../protocol.js'
 import { oldestKey } from '../shared/maps.js'
 import type { SharedRedis } from '../shared/redis.js'
@@ -26,7 +26,7 @@ const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call
 const EMPTY = ''
 
 /** While Redis cannot answer, a turn that needs a session gets this at once, not a hang or a 500. */
-const unavailable = () => new GatewayError('store_unavailable', undefined, 1)
+const unavailable = () => new GatewayError('store_unavailable', undefined, RETRY_AFTER_S)
 /** Commits and releases kept for a Redis that comes back; past this many, the oldest lock is left to its lease. */
 const MAX_UNSENT = 10_000
 

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { LISTEN_BACKLOG } from '../shared/listen.js'
 import { AttemptCounter } from './attempts.js'
 import { hasFailure, parseDirectives } from './directives.js'
 import { resolveSimulatorOptions, type SimulatorOptions } from './options.js'
@@ -120,7 +121,7 @@ export async function startSimulator(options: StartSimulatorOptions = {}): Promi
     server.once('error', reject)
     // Node's backlog of 511 filled for ~5 s when 2,048 benchmark streams started within 3 s
     // (ss: Recv-Q 512), and the gateway's connections waited on SYN retries.
-    server.listen({ port, host, backlog: 4_096 }, () => {
+    server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
       server.off('error', reject)
       resolve()
     })

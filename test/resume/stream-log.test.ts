@@ -1,11 +1,12 @@
 // Event ids as the resume log reads them back from the frames the worker writes, in both dialects,
 // whatever the text inside the events says.
 import { describe, expect, test } from 'vitest'
-import { eventsAfter, lastIdOf } from '../../src/resume/stream-log.js'
-import { gatewayFramer, openAiFramer } from '../../src/wire/events.js'
+import { eventsAfter, lastIdOf } from '../../src/wire/ids.js'
+import { gatewayFramer } from '../../src/wire/gateway-events.js'
+import { openAiFramer } from '../../src/wire/openai-events.js'
 
 const framers = {
-  gateway: gatewayFramer(),
+  gateway: gatewayFramer,
   openai: openAiFramer({ id: 'chatcmpl-1', created: 1, model: 'gemini-2.5-flash' })
 }
 

@@ -250,8 +250,8 @@ describe('bad input is refused before admission with a documented code', () => {
     expect(r.body.error.code).toBe('bad_request')
   })
 
-  test('another media type → 415 unsupported_media_type', async () => {
-    const r = await chat(undefined, { rawBody: 'message=hi', headers: { 'content-type': 'application/x-www-form-urlencoded' } })
+  test.each(['application/x-www-form-urlencoded', 'text/plain'])('a %s body → 415 unsupported_media_type', async (type) => {
+    const r = await chat(undefined, { rawBody: 'message=hi', headers: { 'content-type': type } })
     expect(r.status).toBe(415)
     expect(r.body.error.code).toBe('unsupported_media_type')
   })
