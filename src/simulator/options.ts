@@ -13,7 +13,13 @@ export const simulatorEnvSchema = Type.Object({
   SIM_TOKENS_PER_CHUNK: Type.Integer({ minimum: 1, maximum: MAX_SIM_TOKENS, default: 1, description: 'tokens per streamed chunk' }),
   SIM_TTFT_MS: ms(150, 'delay before the first chunk'),
   SIM_DELAY_MS: ms(25, 'delay between chunks'),
-  SIM_RETRY_DELAY_MS: ms(26_000, 'RetryInfo delay sent with a 429')
+  SIM_RETRY_DELAY_MS: ms(26_000, 'RetryInfo delay sent with a 429'),
+  SIM_RPM: Type.Integer({
+    minimum: 0,
+    maximum: 1_000_000,
+    default: 0,
+    description: 'requests per minute per caller and model before a 429 (0: no quota)'
+  })
 })
 
 export type SimulatorEnv = Static<typeof simulatorEnvSchema>
@@ -25,6 +31,7 @@ export interface SimulatorOptions {
   ttftMs: number
   delayMs: number
   retryDelayMs: number
+  rpm: number
 }
 
 const ENV_NAMES: Record<keyof SimulatorOptions, keyof SimulatorEnv> = {
@@ -33,7 +40,8 @@ const ENV_NAMES: Record<keyof SimulatorOptions, keyof SimulatorEnv> = {
   tokensPerChunk: 'SIM_TOKENS_PER_CHUNK',
   ttftMs: 'SIM_TTFT_MS',
   delayMs: 'SIM_DELAY_MS',
-  retryDelayMs: 'SIM_RETRY_DELAY_MS'
+  retryDelayMs: 'SIM_RETRY_DELAY_MS',
+  rpm: 'SIM_RPM'
 }
 
 export function simulatorOptionsFrom(env: SimulatorEnv): SimulatorOptions {
@@ -43,7 +51,8 @@ export function simulatorOptionsFrom(env: SimulatorEnv): SimulatorOptions {
     tokensPerChunk: env.SIM_TOKENS_PER_CHUNK,
     ttftMs: env.SIM_TTFT_MS,
     delayMs: env.SIM_DELAY_MS,
-    retryDelayMs: env.SIM_RETRY_DELAY_MS
+    retryDelayMs: env.SIM_RETRY_DELAY_MS,
+    rpm: env.SIM_RPM
   }
 }
 

@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http'
-import type { Ending } from './reply.js'
+import type { Ending, ReplyPlan } from './reply.js'
 
 /**
  * Writes `events` on a response whose headers are already sent: the first after `ttftMs`, the rest
@@ -33,4 +33,21 @@ export function playStream(res: ServerResponse, events: string[], ending: Ending
   }
   if (ttftMs === 0) step()
   else timer = setTimeout(step, ttftMs)
+}
+
+/** A unary answer: after the whole reply's time (ttft and every gap), the body; a drop or hang as in a stream. */
+export function playUnary(
+  res: ServerResponse,
+  plan: Extract<ReplyPlan, { kind: 'stream' }>,
+  answer: { status: number; body: string }
+): void {
+  if (plan.ending === 'hang') return
+  const timer = setTimeout(
+    () => {
+      if (plan.ending === 'drop') res.destroy()
+      else res.writeHead(answer.status, { 'content-type': 'application/json; charset=UTF-8' }).end(answer.body)
+    },
+    plan.ttftMs + plan.delayMs * Math.max(0, plan.events.length - 1)
+  )
+  res.once('close', () => clearTimeout(timer))
 }

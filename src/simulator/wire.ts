@@ -114,3 +114,35 @@ export class ChunkEncoder {
     return `data: {"promptFeedback":{"blockReason":"SAFETY","safetyRatings":[{"category":"HARM_CATEGORY_DANGEROUS_CONTENT","probability":"HIGH","blocked":true}]},"usageMetadata":{"promptTokenCount":${p},"totalTokenCount":${p}}${this.#tail}`
   }
 }
+
+/**
+ * The reply of `generateContent` (unary): the stream's events merged as the service would have
+ * answered at once: every part in order, runs of plain text joined, the last finishReason and
+ * usage. A stream that would have failed is its error (500).
+ */
+export function unaryResponse(events: string[]): { status: number; body: string } {
+  const parts: Array<Record<string, unknown>> = []
+  let merged: Record<string, unknown> = {}
+  for (const event of events) {
+    const chunk = JSON.parse(event.slice('data: '.length)) as Record<string, unknown> & {
+      error?: unknown
+      candidates?: Array<{ content?: { parts?: Array<Record<string, unknown>> }; finishReason?: string }>
+    }
+    if (chunk.error) return { status: 500, body: errorBody(500) }
+    const { candidates, ...rest } = chunk
+    merged = { ...merged, ...rest }
+    const candidate = candidates?.[0]
+    for (const part of candidate?.content?.parts ?? []) {
+      const previous = parts.at(-1)
+      const plain = (p: Record<string, unknown>) => typeof p.text === 'string' && Object.keys(p).length === 1
+      if (previous && plain(previous) && plain(part)) previous.text = String(previous.text) + String(part.text)
+      else parts.push({ ...part })
+    }
+    if (candidate?.finishReason) merged.finishReason = candidate.finishReason
+  }
+  const { finishReason, ...response } = merged
+  const candidates = events.some((e) => e.includes('"candidates"'))
+    ? [{ content: { parts, role: 'model' }, ...(finishReason ? { finishReason } : {}), index: 0 }]
+    : undefined
+  return { status: 200, body: JSON.stringify({ ...(candidates ? { candidates } : {}), ...response }) }
+}

@@ -321,7 +321,7 @@ describe('wire format', () => {
     const sim = await start()
     for (const res of [
       await fetch(`${sim.url}/nope`),
-      await postRaw(sim, JSON.stringify({ contents: [userTurn('hi')] }), `/v1beta/models/${MODEL}:generateContent`)
+      await postRaw(sim, JSON.stringify({ contents: [userTurn('hi')] }), `/v1beta/models/${MODEL}:countTokens`)
     ]) {
       await expectErrorBody(res, 404, 'NOT_FOUND')
     }
@@ -350,12 +350,20 @@ describe('wire format', () => {
 describe('stats', () => {
   it('counts requests, started, completed and aborted streams', async () => {
     const sim = await start({ tokens: 2 })
-    expect(await fetchStats(sim)).toEqual({ active: 0, started: 0, completed: 0, aborted: 0, requests: 0 })
+    const none = { rateLimited: 0, tokensIssued: 0 }
+    expect(await fetchStats(sim)).toEqual({ active: 0, started: 0, completed: 0, aborted: 0, requests: 0, ...none })
     await collect(sim, 'one')
     await collect(sim, 'two')
     await collectFailure(sim, '[[sim:status=429]]')
     await postRaw(sim, '{}', '/v1beta/models/x:unknownMethod')
-    expect(await waitForStats(sim, (s) => s.completed === 2)).toEqual({ active: 0, started: 2, completed: 2, aborted: 0, requests: 4 })
+    expect(await waitForStats(sim, (s) => s.completed === 2)).toEqual({
+      active: 0,
+      started: 2,
+      completed: 2,
+      aborted: 0,
+      requests: 4,
+      ...none
+    })
     expect(sim.stats()).toEqual(await fetchStats(sim))
   })
 
@@ -393,7 +401,8 @@ describe('options', () => {
       tokensPerChunk: 1,
       ttftMs: 0,
       delayMs: 25,
-      retryDelayMs: 26_000
+      retryDelayMs: 26_000,
+      rpm: 0
     })
     expect(() => envSchema({ schema: simulatorEnvSchema, data: { SIM_TOKENS_PER_CHUNK: '0' } })).toThrow(/SIM_TOKENS_PER_CHUNK/)
     expect(Value.Check(simulatorEnvSchema, Value.Create(simulatorEnvSchema))).toBe(true)
