@@ -22,6 +22,7 @@ import { MemoryStreamLog } from './resume/memory-log.js'
 import { RedisStreamLog } from './resume/redis-log.js'
 import { SharedStreamLog } from './resume/shared-log.js'
 import { QuotaGate } from './quota/quota-gate.js'
+import { Router } from './routing/router.js'
 import { connectRedis, type RedisEvents, type SharedRedis } from './shared/redis.js'
 import { chatRoutes } from './routes/chat.js'
 import { TURN_LOGGED } from './chat/turn.js'
@@ -58,7 +59,10 @@ declare module 'fastify' {
 async function app(fastify: FastifyInstance, { config, baseUrl }: AppOptions): Promise<void> {
   const runner = await createRunner(config, baseUrl)
   runner.on('error', (err: Error) => fastify.log.error({ err }, 'worker error after its turns ended'))
-  const metrics = createMetrics(runner)
+  const metrics = createMetrics(
+    runner,
+    config.upstreams.deployments.map((d) => d.id)
+  )
   const lifecycle = new Lifecycle()
   const watchdog =
     config.POOL_MODE === 'pool'
@@ -79,6 +83,7 @@ async function app(fastify: FastifyInstance, { config, baseUrl }: AppOptions): P
     ? new SharedStreamLog(localLog, new RedisStreamLog(redis, config.RESUME_TTL_MS, config.STREAM_MAX_MS), redis)
     : localLog
   const quota = new QuotaGate(config, redis)
+  const router = new Router(config, redis, metrics)
   const heartbeats = new Heartbeats(config.SSE_HEARTBEAT_MS)
 
   fastify.decorate('gateway', { config, runner, lifecycle, metrics, redis })
@@ -130,7 +135,7 @@ async function app(fastify: FastifyInstance, { config, baseUrl }: AppOptions): P
 
   await fastify.register(healthRoutes, { config, runner, lifecycle, redis })
   await fastify.register(metricsRoutes, { metrics })
-  const turnDeps = { config, dispatcher, sessions, heartbeats, lifecycle, metrics, streamLog, quota, caps }
+  const turnDeps = { config, dispatcher, sessions, heartbeats, lifecycle, metrics, streamLog, quota, router, caps }
   await fastify.register(chatRoutes, turnDeps)
   await fastify.register(openAiRoutes, turnDeps)
   await fastify.register(resumeRoutes, { config, streamLog, heartbeats, lifecycle })

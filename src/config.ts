@@ -5,6 +5,7 @@ import { availableParallelism } from 'node:os'
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { simulatorEnvSchema } from './simulator/options.js'
 import { ConfigError, parseEnv } from './shared/env.js'
+import { implicitUpstreams, loadUpstreams } from './routing/deployments.js'
 
 export { ConfigError }
 
@@ -37,7 +38,14 @@ export const envProperties = {
   STREAM_IDLE_TIMEOUT_MS: Int(30_000, 100, 600_000, 'longest gap between chunks (stream_timeout)'),
   STREAM_MAX_MS: Int(300_000, 1_000, 3_600_000, 'longest stream (stream_timeout)'),
   STREAM_BUFFER_BYTES: Int(1 << 20, 4_096, 64 << 20, 'bytes buffered for one slow reader before client_too_slow'),
-  UPSTREAM_RETRIES: Int(2, 0, 10, 'retries before the first chunk'),
+  UPSTREAM_RETRIES: Int(2, 0, 10, 'retries on the same deployment before the first chunk'),
+  UPSTREAMS_FILE: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description: 'a JSON file of deployments (gemini, vertex, openai) and fallbacks (unset: one per allowed model)'
+    })
+  ),
+  UPSTREAM_COOLDOWN_MS: Int(5_000, 0, 3_600_000, 'how long a deployment that failed (5xx, refused, a 429 with no delay) is skipped'),
   UPSTREAM_READER: Type.Union([Type.Literal('gateway'), Type.Literal('sdk')], {
     default: 'gateway',
     description: "who parses Gemini's event stream (sdk: the SDK's own reader, about 3x the CPU per chunk)"
@@ -113,10 +121,17 @@ type Env = Static<typeof EnvSchema>
 
 const on = (v: string) => v === '1' || v === 'true'
 
-function derive(env: Env) {
-  const allowedModels = env.ALLOWED_MODELS.split(',')
+function derive(env: Env, source: Record<string, string | undefined>) {
+  const upstreams = env.UPSTREAMS_FILE
+    ? loadUpstreams(env.UPSTREAMS_FILE, source)
+    : implicitUpstreams(env.ALLOWED_MODELS.split(','), env.GEMINI_API_KEY, env.GEMINI_BASE_URL)
+  // With the file, what a request may name is an alias, and the first one is the default.
+  const allowedModels = upstreams.aliases
+  const defaultModel = env.UPSTREAMS_FILE && !source.DEFAULT_MODEL ? (allowedModels[0] ?? env.DEFAULT_MODEL) : env.DEFAULT_MODEL
   return {
     ...env,
+    DEFAULT_MODEL: defaultModel,
+    upstreams,
     LOG_CONTENT: on(env.LOG_CONTENT),
     CHAOS: on(env.CHAOS),
     AUTH_OPEN_HEALTH: on(env.AUTH_OPEN_HEALTH),
@@ -125,7 +140,7 @@ function derive(env: Env) {
     corsOrigins: env.CORS_ORIGINS?.split(','),
     trustProxy: trustProxy(env.TRUST_PROXY),
     allowedModels,
-    useSimulator: env.GEMINI_API_KEY === undefined
+    useSimulator: env.GEMINI_API_KEY === undefined && env.UPSTREAMS_FILE === undefined
   }
 }
 export type Config = Readonly<ReturnType<typeof derive>>
@@ -153,7 +168,7 @@ function trustProxy(value: string): boolean | number | string[] {
 /** Validates `source` (process.env by default) and returns the frozen config, or throws ConfigError with one line. */
 export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
   // Only our own keys, so unrelated variables never fail validation and never reach the config.
-  const config = derive(parseEnv(EnvSchema, source))
+  const config = derive(parseEnv(EnvSchema, source), source)
   if (config.POOL_MIN_THREADS > config.POOL_MAX_THREADS) {
     throw new ConfigError(
       `invalid configuration: POOL_MIN_THREADS=${config.POOL_MIN_THREADS} is above POOL_MAX_THREADS=${config.POOL_MAX_THREADS}; expected <= POOL_MAX_THREADS`
@@ -164,7 +179,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   }
   if (!config.allowedModels.includes(config.DEFAULT_MODEL)) {
     throw new ConfigError(
-      `invalid configuration: DEFAULT_MODEL=${JSON.stringify(config.DEFAULT_MODEL)} is not in ALLOWED_MODELS; expected one of ${config.allowedModels.join(', ')}`
+      `invalid configuration: DEFAULT_MODEL=${JSON.stringify(config.DEFAULT_MODEL)} is not in ${config.UPSTREAMS_FILE ? "UPSTREAMS_FILE's aliases" : 'ALLOWED_MODELS'}; expected one of ${config.allowedModels.join(', ')}`
     )
   }
   return Object.freeze(config)

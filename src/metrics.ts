@@ -1,10 +1,11 @@
-// Prometheus metrics, one registry per app. Labels are closed sets (codes, causes), never ids.
+// Prometheus metrics, one registry per app. Labels are closed sets (codes, causes, the deployments of
+// the configuration), never request or session ids.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { Usage } from './protocol.js'
 import type { Timing } from './wire/framing.js'
 import type { TaskRunner } from './pool/runner.js'
 
-export function createMetrics(runner: TaskRunner) {
+export function createMetrics(runner: TaskRunner, deploymentIds: readonly string[]) {
   const registry = new Registry()
   // Includes nodejs_eventloop_lag_p99_seconds: the front process's event-loop delay.
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 10 })
@@ -79,6 +80,38 @@ export function createMetrics(runner: TaskRunner) {
     ...r
   })
 
+  const deployment = { labelNames: ['deployment'], ...r }
+  const deploymentRequests = new Counter({
+    name: 'gateway_deployment_requests_total',
+    help: 'Upstream calls routed to a deployment',
+    ...deployment
+  })
+  const deploymentTokens = new Counter({
+    name: 'gateway_deployment_tokens_total',
+    help: 'Tokens reported by a deployment, by direction (in, out, thought)',
+    labelNames: ['deployment', 'direction'],
+    ...r
+  })
+  const deploymentRateLimited = new Counter({
+    name: 'gateway_deployment_rate_limited_total',
+    help: '429s a deployment answered',
+    ...deployment
+  })
+  const deploymentCooldowns = new Counter({
+    name: 'gateway_deployment_cooldowns_total',
+    help: 'Times a deployment was cooled down',
+    ...deployment
+  })
+  const deploymentHeadroom = new Gauge({
+    name: 'gateway_deployment_headroom',
+    help: "What is left of a deployment's tighter budget this minute (0..1), as last seen when routing",
+    ...deployment
+  })
+  for (const id of deploymentIds) {
+    for (const counter of [deploymentRequests, deploymentRateLimited, deploymentCooldowns]) counter.inc({ deployment: id }, 0)
+    deploymentHeadroom.set({ deployment: id }, 1)
+  }
+
   // A crashed worker fails all of its streams; count the worker once.
   const countedThreads = new Set<number>()
 
@@ -117,6 +150,15 @@ export function createMetrics(runner: TaskRunner) {
       if (outcome.startsWith('upstream_') || outcome === 'safety_blocked') upstreamErrors.inc({ code: outcome })
     },
     retried: (code: string) => retries.inc({ code }),
+    deploymentPicked: (id: string) => deploymentRequests.inc({ deployment: id }),
+    deploymentRateLimited: (id: string) => deploymentRateLimited.inc({ deployment: id }),
+    deploymentCooled: (id: string) => deploymentCooldowns.inc({ deployment: id }),
+    deploymentHeadroom: (id: string, headroom: number) => deploymentHeadroom.set({ deployment: id }, headroom),
+    deploymentUsage(id: string, usage: Usage) {
+      deploymentTokens.inc({ deployment: id, direction: 'in' }, usage.promptTokens)
+      deploymentTokens.inc({ deployment: id, direction: 'out' }, usage.outputTokens)
+      if (usage.thoughtTokens) deploymentTokens.inc({ deployment: id, direction: 'thought' }, usage.thoughtTokens)
+    },
     workerFault(cause: string, threadId: number | undefined) {
       if (threadId !== undefined) {
         if (countedThreads.has(threadId)) return

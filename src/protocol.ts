@@ -13,10 +13,25 @@
 import type { MessagePort } from 'node:worker_threads'
 import type { ErrorCode } from './errors.js'
 
+/** One upstream a worker can call (UPSTREAMS_FILE, or one per allowed model): what the worker needs of it, secrets included. */
+export interface DeploymentSettings {
+  id: string
+  provider: 'gemini' | 'vertex' | 'openai'
+  /** The provider's model name. */
+  model: string
+  /** unset: the provider's own endpoint. */
+  baseUrl?: string
+  apiKey?: string
+  /** Vertex: the Google Cloud project and region. */
+  project?: string
+  location?: string
+  /** Vertex: a service-account key file; unset: Application Default Credentials. */
+  credentialsFile?: string
+}
+
 /** Settings every worker gets once, as Piscina's `workerData`. */
 export interface WorkerSettings {
-  apiKey: string
-  baseUrl: string | undefined
+  deployments: DeploymentSettings[]
   upstreamReader: 'gateway' | 'sdk'
   chaos: boolean
   heartbeatMs: number
@@ -96,6 +111,13 @@ export interface ChatTask {
   firstTokenBy: number
   /** 1, or 2 for the retry after a worker fault (in the quarantine pool). */
   attempt: number
+  /** The id of the deployment to call (DeploymentSettings). */
+  deployment: string
+  /**
+   * Another deployment could serve the turn: a 429, 5xx or refused connection before the first
+   * event ends the attempt at once (`reroute`) instead of being retried here.
+   */
+  alternatives: boolean
 }
 
 export interface OpenAiFraming {
@@ -163,6 +185,8 @@ export interface ErrorMessage {
   type: 'error'
   error: WireError
   usage?: Usage
+  /** The deployment failed before the client saw anything (ChatTask.alternatives): the front may send the turn elsewhere. */
+  reroute?: boolean
 }
 
 /** A string is one or more complete SSE events (chunk, thought, tool_call), framed by the worker. */

@@ -25,6 +25,17 @@ let simulator: Simulator | undefined
 if (config.useSimulator) {
   simulator = await startSimulator({ ...simulatorOptionsFrom(config), port: 0, host: '127.0.0.1' })
   fastify.log.info({ simulator: simulator.url }, `no GEMINI_API_KEY: serving chat from the built-in Gemini simulator at ${simulator.url}`)
+} else if (config.UPSTREAMS_FILE) {
+  // What the file made, for the operator: never a key.
+  const deployments = config.upstreams.deployments.map(({ id, provider, alias, model, baseUrl, location }) => ({
+    id,
+    provider,
+    alias,
+    model,
+    baseUrl,
+    location
+  }))
+  fastify.log.info({ deployments, fallbacks: config.upstreams.fallbacks }, `routing across ${deployments.length} deployments`)
 } else {
   fastify.log.info({ upstream: config.GEMINI_BASE_URL ?? 'https://generativelanguage.googleapis.com' }, 'calling Gemini')
 }

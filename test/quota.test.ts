@@ -63,26 +63,32 @@ describe.skipIf(lacks('the shared quota suite', 'redis-server', 'redis-cli')).ea
       expect(a.sim.stats().requests + b.sim.stats().requests).toBe(3)
     })
 
-    test('a Gemini 429 on one replica holds every replica back for its RetryInfo delay: a turn waits, then goes', async () => {
+    test('a Gemini 429 cools its model down on every replica for the RetryInfo delay; other models go on', async () => {
       const env = { ...(await shared(mode)), QUOTA_MAX_WAIT_MS: '20000', STREAM_TTFT_TIMEOUT_MS: '500' }
       const [a, b] = [await gateway(env), await gateway(env)]
-      const limited = await postChat(a.url, { message: 'quota [[sim:status=429, retry-delay=3000]]' })
+      const limited = await postChat(a.url, { message: 'quota [[sim:status=429, retry-delay=3000]]', model: 'gemini-2.5-flash' })
       expect(limited.events.at(-1)!.json).toMatchObject({ code: 'upstream_rate_limited', retryAfterMs: 3000 })
-      const pausedUntil = Number(await a.app.gateway.redis!.client.get('gw:quota:paused-until'))
-      expect(pausedUntil).toBeGreaterThan(0)
+      const cooledUntil = Number(await a.app.gateway.redis!.client.hget('gw:{routing}:cooldowns', 'gemini-2.5-flash'))
+      expect(cooledUntil).toBeGreaterThan(0)
+
+      // The same model, on the other replica: it waits for the cool-down to end.
       let firstChunkAt = 0
-      const waited = await postChat(
+      let chunkedBeforeOther = false
+      const waiting = postChat(
         b.url,
-        { message: 'patient [[sim:tokens=2]]' },
-        {
-          onEvent: (e) => {
-            if (e.event === 'chunk') firstChunkAt ||= Date.now()
-          }
-        }
+        { message: 'patient [[sim:tokens=2]]', model: 'gemini-2.5-flash' },
+        { onEvent: (e) => e.event === 'chunk' && (firstChunkAt ||= Date.now()) }
       )
+      // Another model is its own deployment with its own quota: served while the first one waits.
+      const other = await postChat(b.url, { message: 'elsewhere [[sim:tokens=2]]', model: 'gemini-2.5-pro' })
+      chunkedBeforeOther = firstChunkAt !== 0
+      expect(terminal(other)[0]!.event).toBe('done')
+      expect(other.events[0]!.json).toMatchObject({ deployment: 'gemini-2.5-pro' })
+      const waited = await waiting
       expect(terminal(waited)[0]!.event).toBe('done')
-      // Causal, so no load can break it: the other replica's upstream call started after the shared pause ended.
-      expect(firstChunkAt).toBeGreaterThanOrEqual(pausedUntil)
+      // Causal, so no load can break it: the held model's upstream call started after the shared cool-down ended.
+      expect(firstChunkAt).toBeGreaterThanOrEqual(cooledUntil)
+      expect(chunkedBeforeOther).toBe(false)
     })
   }
 )

@@ -5,7 +5,8 @@ import { once } from 'node:events'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { classifyUpstreamError, createUpstream, type UpstreamPiece } from '../workers/gemini.js'
+import { classifyUpstreamError, createGeminiUpstream } from '../workers/gemini.js'
+import type { UpstreamPiece } from '../workers/upstream.js'
 import type { WireError } from '../src/protocol.js'
 
 const chunk = (text: string, extra: object = {}) =>
@@ -119,10 +120,10 @@ interface Outcome {
 }
 
 async function read(reader: 'gateway' | 'sdk', name: string): Promise<Outcome> {
-  const upstream = createUpstream({ apiKey: 'test-key', baseUrl, upstreamReader: reader })
+  const upstream = createGeminiUpstream({ id: 'test', provider: 'gemini', model: 'gemini-2.5-flash', apiKey: 'test-key', baseUrl }, reader)
   const pieces: UpstreamPiece[] = []
   try {
-    for await (const piece of upstream(
+    for await (const piece of upstream.stream(
       { model: 'gemini-2.5-flash', contents: [{ role: 'user', parts: [{ text: name }] }] },
       new AbortController().signal
     ))

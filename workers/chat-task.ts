@@ -2,7 +2,7 @@
 // Several turns may share one thread (POOL_TASKS_PER_WORKER).
 //
 //   front process ── ChatTask{port} ──▶ task()
-//                                         │  upstream(request, signal)   (gemini.ts, one client per worker)
+//                                         │  upstream.stream(request, signal)   (the task's deployment: gemini.ts or openai.ts)
 //                                         ▼
 //   port ◀── framed chunk · thought · tool_call events (batched per tick) ◀── pieces, read to their end
 //   port ◀── start · hb (heartbeat ticker, for the front's watchdog) · retry · answer
@@ -28,7 +28,8 @@ import { gatewayFramer } from '../src/wire/gateway-events.js'
 import { openAiFramer } from '../src/wire/openai-events.js'
 import { wireError } from '../src/wire/error-event.js'
 import { newGatewayCallId } from '../src/wire/tool-call-id.js'
-import { classifyUpstreamError, createUpstream, SAFETY_FINISH, type UpstreamFailure } from './gemini.js'
+import { SAFETY_FINISH, type UpstreamFailure } from './upstream.js'
+import { createUpstreams } from './upstreams.js'
 import { injectChaos } from './chaos.js'
 
 /** Why an attempt was aborted: the client left, or a deadline passed (then this is the error to send). */
@@ -105,7 +106,7 @@ function keep(parts: Part[], part: Part): void {
 }
 
 export function createChatTask(settings: WorkerSettings): (task: ChatTask) => Promise<void> {
-  const upstream = createUpstream(settings)
+  const upstreams = createUpstreams(settings)
   // The front process's watchdog sees this thread through these: a stream that posted nothing
   // in a tick gets a heartbeat, so silence means this thread's event loop is stuck.
   const live = new Set<Stream>()
@@ -147,6 +148,7 @@ export function createChatTask(settings: WorkerSettings): (task: ChatTask) => Pr
       Math.max(0, firstTokenBy - Date.now())
     )
     const total = setTimeout(deadline('stream_timeout', 'The stream exceeded its total time limit.'), settings.maxStreamMs)
+    const upstream = upstreams(task.deployment)
     const showThoughts = task.request.thinking?.include === true
     const keepThoughts = showThoughts && task.wantContent
     const oneCall = task.request.parallelToolCalls === false
@@ -163,7 +165,7 @@ export function createChatTask(settings: WorkerSettings): (task: ChatTask) => Pr
         try {
           // Read to the end: Gemini 1.x repeats finishReason on every chunk, and code execution and
           // server-side tools send STOP mid-stream and go on. The last finishReason is the turn's.
-          for await (const piece of upstream(task.request, signal)) {
+          for await (const piece of upstream.stream(task.request, signal)) {
             // Any chunk is life, thoughts included: the first-token deadline is met, the idle one reset.
             if (idle) idle.refresh()
             else {
@@ -188,9 +190,13 @@ export function createChatTask(settings: WorkerSettings): (task: ChatTask) => Pr
           return message
         } catch (err) {
           if (signal.aborted) return aborted(signal, usage)
-          failure = classifyUpstreamError(err)
+          failure = upstream.classify(err)
         }
         // Retried only while the client has seen nothing of this attempt.
+        // Nothing reached the client and another deployment could serve it: the front routes the turn on.
+        if (stream.events === 0 && task.alternatives && (failure.transient || failure.error.code === 'upstream_rate_limited')) {
+          return { ...errorMessage(failure.error, usage), reroute: true }
+        }
         const wait = stream.events === 0 && attempt < settings.upstreamRetries ? retryDelay(failure, attempt) : undefined
         if (wait === undefined || Date.now() + wait >= firstTokenBy) return errorMessage(failure.error, usage)
         stream.post({

@@ -1,5 +1,6 @@
-// The only importer of @google/genai: one client per worker, a stream of pieces (gemini-parts.ts),
-// and the mapping of every upstream failure to a wire error.
+// The only importer of @google/genai: one client per deployment and worker, AI Studio (an API key)
+// or Vertex AI (a service account or Application Default Credentials), a stream of pieces
+// (gemini-parts.ts), and the mapping of every upstream failure to a wire error.
 //
 //   generateContentStream ─ builds the request (URL, key header, body), calls `fetch` below
 //     fetch ─ undici.request ─┬─ 200 text/event-stream ─▶ body kept here ─▶ readEvents ─▶ pieces
@@ -23,26 +24,38 @@ import {
 } from '@google/genai'
 import { createParser } from 'eventsource-parser'
 import { Agent, request as httpRequest, type Dispatcher } from 'undici'
-import type { Content, Part, UpstreamRequest, WireError, WorkerSettings } from '../src/protocol.js'
+import type { Content, DeploymentSettings, Part, UpstreamRequest, WorkerSettings } from '../src/protocol.js'
 import { isGatewayCallId } from '../src/wire/tool-call-id.js'
-import { wireError } from '../src/wire/error-event.js'
 import { PartReader, type UpstreamPiece } from './gemini-parts.js'
-
-export type { UpstreamPiece } from './gemini-parts.js'
-export type UpstreamStream = (request: UpstreamRequest, signal: AbortSignal) => AsyncGenerator<UpstreamPiece>
+import { serviceAccountClient } from './google-auth.js'
+import { statusFailure, transportFailure, type Upstream, type UpstreamFailure } from './upstream.js'
 
 /** One event larger than this is not a Gemini chunk; it ends the stream as upstream_error. */
 const MAX_EVENT_CHARS = 16 << 20
 
-export function createUpstream({
-  apiKey,
-  baseUrl,
-  upstreamReader
-}: Pick<WorkerSettings, 'apiKey' | 'baseUrl' | 'upstreamReader'>): UpstreamStream {
+function client({ provider, apiKey, baseUrl, project, location, credentialsFile }: DeploymentSettings): GoogleGenAI {
+  const base = baseUrl ? { baseUrl } : {}
+  if (provider === 'vertex') {
+    return new GoogleGenAI({
+      vertexai: true,
+      ...(project ? { project } : {}),
+      ...(location ? { location } : {}),
+      // Without a key file the SDK's own GoogleAuth finds Application Default Credentials.
+      ...(credentialsFile ? { googleAuthOptions: { authClient: serviceAccountClient(credentialsFile) } } : {}),
+      httpOptions: { apiVersion: 'v1', ...base }
+    })
+  }
   // apiVersion is pinned: 2.x defaults to v1beta today, 3.x moved to v1, and the wire format is v1beta's.
-  const ai = new GoogleGenAI({ apiKey, httpOptions: { apiVersion: 'v1beta', ...(baseUrl ? { baseUrl } : {}) } })
+  return new GoogleGenAI({ ...(apiKey ? { apiKey } : {}), httpOptions: { apiVersion: 'v1beta', ...base } })
+}
+
+export function createGeminiUpstream(deployment: DeploymentSettings, upstreamReader: WorkerSettings['upstreamReader']): Upstream {
+  return { stream: geminiStream(client(deployment), deployment.model, upstreamReader), classify: classifyUpstreamError }
+}
+
+function geminiStream(ai: GoogleGenAI, model: string, upstreamReader: WorkerSettings['upstreamReader']): Upstream['stream'] {
   const params = (request: UpstreamRequest, signal: AbortSignal): GenerateContentParameters => ({
-    model: request.model,
+    model,
     contents: request.contents.map(toGemini),
     // The whole config every call: the SDK never merges a per-call config with an earlier one.
     config: { ...configOf(request), abortSignal: signal }
@@ -200,69 +213,10 @@ function parseChunk(json: string): StreamChunk {
   return chunk
 }
 
-/** Finish reasons that mean the model refused, not that it finished. */
-export const SAFETY_FINISH = new Set([
-  'SAFETY',
-  'RECITATION',
-  'BLOCKLIST',
-  'PROHIBITED_CONTENT',
-  'SPII',
-  'IMAGE_SAFETY',
-  'IMAGE_PROHIBITED_CONTENT',
-  'IMAGE_RECITATION',
-  // Vertex's Model Armor filter (recorded as a finishReason, though not in the SDK's enum).
-  'MODEL_ARMOR'
-])
-
-export interface UpstreamFailure {
-  error: WireError
-  /** Worth another attempt when no chunk has reached the client yet (5xx, refused or reset connection). */
-  transient: boolean
-}
-
-const CONNECTION_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENOTFOUND',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CONNECT_TIMEOUT'
-])
-
 export function classifyUpstreamError(err: unknown): UpstreamFailure {
-  if (err instanceof ApiError) return classifyStatus(err.status, err.message)
-  // undici.request fails with the socket's code; the SDK's fetch (UPSTREAM_READER=sdk) wraps it in a TypeError.
-  const failed = (err ?? {}) as { code?: string; cause?: { code?: string } }
-  const code = failed.code ?? failed.cause?.code ?? ''
-  if (CONNECTION_CODES.has(code) || (err instanceof TypeError && (err.message === 'terminated' || err.message === 'fetch failed'))) {
-    return {
-      error: wireError('upstream_unavailable', `Connection to the model provider failed (${code || (err as Error).message}).`),
-      transient: true
-    }
-  }
-  return { error: wireError('upstream_error', 'The model provider sent a response the gateway could not read.'), transient: false }
-}
-
-function classifyStatus(status: number, body: string): UpstreamFailure {
-  const parsed = parseErrorBody(body)
-  const detail = parsed?.message ? `: ${parsed.message.slice(0, 300)}` : ''
-  if (status === 429) {
-    const retryAfterMs = parsed?.retryAfterMs
-    const error = wireError(
-      'upstream_rate_limited',
-      `The model provider is rate limiting requests${detail}`,
-      retryAfterMs === undefined ? {} : { retryAfterMs }
-    )
-    return { error, transient: false }
-  }
-  if (status === 503) return { error: wireError('upstream_unavailable', `The model provider is unavailable${detail}`), transient: true }
-  if (status === 504) return { error: wireError('upstream_timeout', `The model provider timed out${detail}`), transient: true }
-  return {
-    error: wireError('upstream_error', `The model provider answered ${status}${detail}`, { retryable: status >= 500 }),
-    transient: status >= 500
-  }
+  if (!(err instanceof ApiError)) return transportFailure(err)
+  const parsed = parseErrorBody(err.message)
+  return statusFailure(err.status, parsed?.message, parsed?.retryAfterMs)
 }
 
 interface ErrorBody {

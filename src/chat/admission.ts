@@ -1,10 +1,11 @@
 // Admission, one sequence for every route, cheapest refusal first: draining, the pool's queue, the
-// client's concurrent streams, the conversation (a session's turn lock), then upstream quota, which
-// may wait. Whatever was taken is given back when a later step refuses.
+// client's concurrent streams, the conversation (a session's turn lock), then upstream quota and a
+// deployment with budget (both may wait). Whatever was taken is given back when a later step refuses.
 import { GatewayError, RETRY_AFTER_S } from '../errors.js'
 import type { Content, UpstreamRequest } from '../protocol.js'
 import { estimateTokens } from '../quota/quota-gate.js'
 import { contentTexts } from './conversation.js'
+import type { Route } from '../routing/router.js'
 import type { TurnDeps } from './turn.js'
 
 export interface PreparedTurn {
@@ -17,6 +18,10 @@ export interface PreparedTurn {
 export interface AdmittedTurn extends PreparedTurn {
   /** Gives back the client's stream slot: the turn calls it when it ends. */
   giveBack: () => void
+  /** The deployment chosen for it, its budget spent. */
+  route: Route
+  /** The input tokens budgeted (a reroute spends them again on the next deployment). */
+  tokens: number
 }
 
 /**
@@ -25,7 +30,7 @@ export interface AdmittedTurn extends PreparedTurn {
  * releases the lock.
  */
 export async function admitTurn(
-  deps: Pick<TurnDeps, 'lifecycle' | 'dispatcher' | 'caps' | 'quota' | 'sessions'>,
+  deps: Pick<TurnDeps, 'lifecycle' | 'dispatcher' | 'caps' | 'quota' | 'router' | 'sessions'>,
   clientKey: string,
   prepare: (locked: (sessionId: string) => void) => Promise<PreparedTurn>
 ): Promise<AdmittedTurn> {
@@ -38,8 +43,10 @@ export async function admitTurn(
       lock = sessionId
     })
     const { request } = turn
-    await deps.quota.acquire(estimateTokens([...contentTexts(request.contents), request.system ?? '', JSON.stringify(request.tools ?? [])]))
-    return { ...turn, giveBack }
+    const tokens = estimateTokens([...contentTexts(request.contents), request.system ?? '', JSON.stringify(request.tools ?? [])])
+    await deps.quota.acquire(tokens)
+    const route = await deps.router.acquire(request.model, tokens)
+    return { ...turn, giveBack, route, tokens }
   } catch (err) {
     giveBack()
     if (lock !== undefined) await deps.sessions.release(lock)

@@ -1,11 +1,13 @@
 // Hands a chat turn to a worker and relays what comes back. Owns the worker-fault policy:
 // a fault becomes one error event, and a turn that had sent no chunk yet is retried once, in the
-// quarantine pool (it may be the turn that caused the fault).
+// quarantine pool (it may be the turn that caused the fault). A deployment that failed before the
+// first event (the worker says `reroute`) is replaced by the one `events.reroute` names, if any.
 //
 //   start() ─▶ MessageChannel ─▶ runner.run({port2}) ─▶ worker
 //                  port1 ◀── string | start | hb | retry | done | error
 //   cancel() ──▶ port1.postMessage({type:'cancel'})
 //   run() rejects / port closes without a result ─▶ fault ─▶ retry once or error event
+//   error{reroute} ─▶ events.reroute() ─▶ a new task on the next deployment, or the error event
 import { MessageChannel, type MessagePort } from 'node:worker_threads'
 import type { ChatTask, DoneMessage, WireError, WorkerMessage } from '../protocol.js'
 import type { ErrorCode } from '../errors.js'
@@ -20,6 +22,8 @@ export interface StreamEvents {
   answer(): void
   /** A retry before the first chunk: an upstream fault retried by the worker, or a worker fault retried here. */
   retry(code: ErrorCode, retryAfterMs?: number): void
+  /** The deployment failed before the first event: the one to try next, or undefined (then `error` follows). */
+  reroute(error: WireError): Promise<Pick<ChatTask, 'deployment' | 'alternatives'> | undefined>
   /** Exactly one of `done` and `error`, last. */
   done(message: DoneMessage): void
   error(error: WireError): void
@@ -49,11 +53,13 @@ export class Dispatcher {
     return this.runner.inflight >= this.runner.capacity + this.maxQueue
   }
 
-  start(turn: Omit<ChatTask, 'port' | 'firstTokenBy' | 'attempt'>, events: StreamEvents): StreamHandle {
+  start(first: Omit<ChatTask, 'port' | 'firstTokenBy' | 'attempt'>, events: StreamEvents): StreamHandle {
     const firstTokenBy = Date.now() + this.ttftTimeoutMs
+    let turn = first
     let ended = false
     let chunked = false
     let attempts = 0
+    let faults = 0
     let port: MessagePort
     let watched: Watched | undefined
     const threads: number[] = []
@@ -63,7 +69,20 @@ export class Dispatcher {
       this.watchdog?.unwatch(watched)
     }
 
-    const launch = () => {
+    const rerouted = async (error: WireError) => {
+      const next = await events.reroute(error).catch(() => undefined)
+      if (ended) return
+      if (!next) {
+        end()
+        events.error(error)
+        return
+      }
+      turn = { ...turn, ...next }
+      // A turn that faulted a worker stays in quarantine.
+      launch(faults > 0)
+    }
+
+    const launch = (isolated: boolean) => {
       attempts++
       const channel = new MessageChannel()
       const current = channel.port1
@@ -78,9 +97,9 @@ export class Dispatcher {
         current.close()
         const code = this.classify(err, threadId)
         this.onFault(code, threadId)
-        if (!chunked && attempts === 1) {
+        if (!chunked && ++faults === 1) {
           events.retry(code)
-          launch()
+          launch(true)
           return
         }
         end()
@@ -114,13 +133,17 @@ export class Dispatcher {
             break
           case 'error':
             settled = true
+            if (message.reroute && !chunked) {
+              void rerouted(message.error)
+              break
+            }
             end()
             events.error(message.error)
             break
         }
       })
 
-      const task = this.runner.run({ ...turn, firstTokenBy, attempt: attempts, port: channel.port2 }, attempts > 1)
+      const task = this.runner.run({ ...turn, firstTokenBy, attempt: attempts, port: channel.port2 }, isolated)
       task.then(undefined, fault)
       // A port closed without a result: the worker died (Piscina's rejection says how) or a bug ended the task early.
       current.on('close', () => {
@@ -128,7 +151,7 @@ export class Dispatcher {
       })
     }
 
-    launch()
+    launch(false)
     return {
       threads,
       cancel: () => {

@@ -57,7 +57,8 @@ class Clock {
 export interface SinkOptions {
   heartbeats: Heartbeats
   bufferBytes: number
-  meta: Meta
+  /** Asked for when the first event is written. */
+  meta: () => Meta
   thoughtsFirst: boolean
   /** The reader fell more than bufferBytes behind: the turn ends it with client_too_slow. */
   onTooSlow: () => void
@@ -79,9 +80,16 @@ function sseSink(reply: FastifyReply, terminals: Terminals, options: SinkOptions
   const clock = new Clock(options.thoughtsFirst)
   const writer = new SseWriter(reply.raw, options.heartbeats, options.bufferBytes, options.onTooSlow)
   reply.hijack()
-  writer.open(terminals.meta?.(options.meta) ?? null, reply.getHeaders())
+  writer.open(reply.getHeaders())
+  // The opening event goes with the first one after it: by then the deployment is the one that serves.
+  let opening = terminals.meta ? () => terminals.meta?.(options.meta()) ?? '' : undefined
+  const first = () => {
+    const frame = opening?.() ?? ''
+    opening = undefined
+    return frame
+  }
   const end = (terminal: string) => {
-    writer.finish(terminal)
+    writer.finish(first() + terminal)
     return terminal
   }
   return {
@@ -91,7 +99,7 @@ function sseSink(reply: FastifyReply, terminals: Terminals, options: SinkOptions
     },
     chunks(frames) {
       clock.chunks()
-      writer.chunks(frames)
+      writer.chunks(opening ? first() + frames : frames)
     },
     answered: () => clock.answered(),
     done: (message) => end(terminals.done(message, clock.timing)),

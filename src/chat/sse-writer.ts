@@ -1,5 +1,5 @@
-// Writes one stream as Server-Sent Events: the opening event (meta, in the gateway's dialect), the
-// events the worker framed, heartbeats on a quiet stream, and exactly one terminal event. Bounded:
+// Writes one stream as Server-Sent Events: the events it is given (the worker's frames, meta in the
+// gateway's dialect), heartbeats on a quiet stream, and exactly one terminal event. Bounded:
 // a reader that lets more than STREAM_BUFFER_BYTES pile up is reported (client_too_slow) and cut off.
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http'
 
@@ -60,14 +60,10 @@ export class SseWriter {
     private readonly onTooSlow: () => void
   ) {}
 
-  /**
-   * `headers`: what hooks (CORS, security headers) already set on the reply Fastify no longer sends.
-   * `opening`: the framed first event, or null (an OpenAI stream, or a resumed one, which continues where the client left off).
-   */
-  open(opening: string | null, headers: Record<string, string | number | string[] | undefined>): void {
+  /** `headers`: what hooks (CORS, security headers) already set on the reply Fastify no longer sends. */
+  open(headers: Record<string, string | number | string[] | undefined>): void {
     this.res.writeHead(200, { ...headers, ...SSE_HEADERS } as OutgoingHttpHeaders)
-    if (opening) this.res.write(opening)
-    else this.res.flushHeaders()
+    this.res.flushHeaders()
     this.heartbeats.add(this)
   }
 

@@ -7,6 +7,7 @@ import type { Content, DoneMessage, UpstreamRequest, Usage, WireError } from '..
 import type { Lifecycle, OpenStream } from '../lifecycle.js'
 import type { Metrics } from '../metrics.js'
 import type { QuotaGate } from '../quota/quota-gate.js'
+import type { Route, Router } from '../routing/router.js'
 import type { StreamLog } from '../resume/stream-log.js'
 import type { SessionStore } from '../sessions/store.js'
 import type { StreamCaps } from '../security.js'
@@ -31,6 +32,7 @@ export interface TurnDeps {
   metrics: Metrics
   streamLog: StreamLog
   quota: QuotaGate
+  router: Router
   caps: StreamCaps
 }
 
@@ -45,22 +47,29 @@ export interface TurnSpec {
   /** Gives back the client's stream slot. */
   giveBack: () => void
   dialect: TurnDialect
+  /** The deployment admission chose, and the input tokens it budgeted. */
+  route: Route
+  tokens: number
 }
 
 export function runTurn(deps: TurnDeps, req: FastifyRequest, reply: FastifyReply, spec: TurnSpec): void {
-  const { config, dispatcher, sessions, lifecycle, metrics, streamLog, quota } = deps
+  const { config, dispatcher, sessions, lifecycle, metrics, streamLog, router } = deps
   const { sessionId, dialect } = spec
   const requestId = req.id
   let ended = false
   let retries = 0
   let graceTimer: NodeJS.Timeout | undefined
+  /** The deployment serving the turn: admission's choice, then whichever a failure before the first event moved it to. */
+  let route = spec.route
+  const tried: string[] = []
 
   req.outcome = TURN_LOGGED
   void reply.header('x-request-id', requestId)
   const sink = openSink(reply, dialect, {
     heartbeats: deps.heartbeats,
     bufferBytes: config.STREAM_BUFFER_BYTES,
-    meta: { requestId, sessionId, model: spec.request.model },
+    // Written with the first event, so that it names the deployment that served the turn.
+    meta: () => ({ requestId, sessionId, model: spec.request.model, deployment: route.deployment.id }),
     thoughtsFirst: spec.request.thinking?.include === true,
     onTooSlow: () => {
       // It stopped reading: the terminal event may never drain, so do not hold the socket for it.
@@ -84,6 +93,7 @@ export function runTurn(deps: TurnDeps, req: FastifyRequest, reply: FastifyReply
         requestId,
         sessionId,
         model: spec.request.model,
+        deployment: route.deployment.id,
         dialect: dialect.name,
         outcome,
         retries,
@@ -117,7 +127,9 @@ export function runTurn(deps: TurnDeps, req: FastifyRequest, reply: FastifyReply
       request: spec.request,
       // A session keeps the model's turn; a JSON body is made of it.
       wantContent: sessionId !== null || dialect.name === 'openai-json',
-      ...(dialect.name === 'gateway' ? {} : { openai: dialect.framing })
+      ...(dialect.name === 'gateway' ? {} : { openai: dialect.framing }),
+      deployment: route.deployment.id,
+      alternatives: route.alternatives
     },
     {
       chunks: (frames) => {
@@ -128,15 +140,27 @@ export function runTurn(deps: TurnDeps, req: FastifyRequest, reply: FastifyReply
       retry: (code, retryAfterMs) => {
         retries++
         metrics.retried(code)
-        // Gemini's RetryInfo speaks for the whole project: every replica waits, not just this turn.
-        if (retryAfterMs) quota.pauseFor(retryAfterMs)
+        // A 429's RetryInfo speaks for the deployment's whole project: no replica calls it meanwhile.
+        if (code === 'upstream_rate_limited')
+          router.failed(route.deployment, wireError(code, undefined, retryAfterMs ? { retryAfterMs } : {}))
+      },
+      reroute: async (error) => {
+        retries++
+        metrics.retried(error.code)
+        router.failed(route.deployment, error)
+        tried.push(route.deployment.id)
+        const next = await router.reroute(spec.request.model, spec.tokens, tried)
+        if (!next) return undefined
+        route = next
+        return { deployment: next.deployment.id, alternatives: next.alternatives }
       },
       done: (message: DoneMessage) => {
         if (sessionId && message.content) void sessions.commit(sessionId, [spec.user, message.content])
+        metrics.deploymentUsage(route.deployment.id, message.usage)
         end(sink.done(message), 'done', message.usage)
       },
       error: (error) => {
-        if (error.code === 'upstream_rate_limited' && error.retryAfterMs) quota.pauseFor(error.retryAfterMs)
+        if (error.code === 'upstream_rate_limited') router.failed(route.deployment, error)
         release()
         end(sink.error(error), error.code)
       }

@@ -32,6 +32,8 @@ export interface MetaEvent {
   requestId: string
   sessionId: string | null
   model: string
+  /** The deployment that served the turn (older gateways do not send it). */
+  deployment?: string
 }
 export interface ChunkEvent {
   type: 'chunk'

@@ -30,8 +30,16 @@ const workerFile = import.meta.url.endsWith('.ts')
 
 export function workerSettings(config: Config, baseUrl: string | undefined): WorkerSettings {
   return {
-    apiKey: config.GEMINI_API_KEY ?? 'simulator',
-    baseUrl: config.GEMINI_BASE_URL ?? baseUrl,
+    // The embedded simulator serves every implicit deployment when there is no key.
+    deployments: config.upstreams.deployments.map(({ id, provider, model, baseUrl: url, apiKey, project, location, credentialsFile }) => ({
+      id,
+      provider,
+      model,
+      ...(config.useSimulator ? { baseUrl: url ?? baseUrl, apiKey: 'simulator' } : { baseUrl: url, apiKey }),
+      ...(project ? { project } : {}),
+      ...(location ? { location } : {}),
+      ...(credentialsFile ? { credentialsFile } : {})
+    })),
     upstreamReader: config.UPSTREAM_READER,
     chaos: config.CHAOS,
     heartbeatMs: Math.max(25, Math.floor(config.WORKER_STALL_MS / 4)),

@@ -125,6 +125,6 @@ class Follower implements ResumeSink, OpenStream {
     if (this.opened) return
     this.opened = true
     this.reply.hijack()
-    this.writer.open(null, { ...this.reply.getHeaders(), 'x-request-id': this.requestId })
+    this.writer.open({ ...this.reply.getHeaders(), 'x-request-id': this.requestId })
   }
 }

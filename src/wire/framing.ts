@@ -7,6 +7,8 @@ export interface Meta {
   requestId: string
   sessionId: string | null
   model: string
+  /** The deployment that served the turn (UPSTREAMS_FILE's id, or the model without one). */
+  deployment: string
 }
 
 export interface Timing {

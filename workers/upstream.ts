@@ -1,0 +1,78 @@
+// The one interface every provider's client implements (gemini.ts: AI Studio and Vertex AI;
+// openai.ts: OpenAI-compatible servers), and the mapping of their failures to the same codes:
+// an HTTP status, or a connection that failed.
+import type { UpstreamRequest, WireError } from '../src/protocol.js'
+import { wireError } from '../src/wire/error-event.js'
+import type { UpstreamPiece } from './gemini-parts.js'
+
+export type { UpstreamPiece } from './gemini-parts.js'
+
+export interface UpstreamFailure {
+  error: WireError
+  /** Worth another attempt when no chunk has reached the client yet (5xx, refused or reset connection). */
+  transient: boolean
+}
+
+export interface Upstream {
+  /** The reply as pieces, read to its end; a failure throws, and `classify` says what it means. */
+  stream(request: UpstreamRequest, signal: AbortSignal): AsyncGenerator<UpstreamPiece>
+  classify(err: unknown): UpstreamFailure
+}
+
+/** An HTTP error from any provider; `retryAfterMs` from Gemini's RetryInfo or a Retry-After header. */
+export function statusFailure(status: number, message: string | undefined, retryAfterMs: number | undefined): UpstreamFailure {
+  const detail = message ? `: ${message.slice(0, 300)}` : ''
+  if (status === 429) {
+    const error = wireError(
+      'upstream_rate_limited',
+      `The model provider is rate limiting requests${detail}`,
+      retryAfterMs === undefined ? {} : { retryAfterMs }
+    )
+    return { error, transient: false }
+  }
+  if (status === 503) return { error: wireError('upstream_unavailable', `The model provider is unavailable${detail}`), transient: true }
+  if (status === 504) return { error: wireError('upstream_timeout', `The model provider timed out${detail}`), transient: true }
+  return {
+    error: wireError('upstream_error', `The model provider answered ${status}${detail}`, { retryable: status >= 500 }),
+    transient: status >= 500
+  }
+}
+
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENOTFOUND',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT'
+])
+
+/** Anything else: a connection that failed or was cut (transient), or a response that could not be read. */
+export function transportFailure(err: unknown): UpstreamFailure {
+  // undici.request fails with the socket's code; the SDK's fetch (UPSTREAM_READER=sdk) wraps it in a TypeError.
+  const failed = (err ?? {}) as { code?: string; cause?: { code?: string } }
+  const code = failed.code ?? failed.cause?.code ?? ''
+  if (CONNECTION_CODES.has(code) || (err instanceof TypeError && (err.message === 'terminated' || err.message === 'fetch failed'))) {
+    return {
+      error: wireError('upstream_unavailable', `Connection to the model provider failed (${code || (err as Error).message}).`),
+      transient: true
+    }
+  }
+  return { error: wireError('upstream_error', 'The model provider sent a response the gateway could not read.'), transient: false }
+}
+
+/** Finish reasons that mean the model refused, not that it finished (an OpenAI `content_filter` arrives as SAFETY). */
+export const SAFETY_FINISH = new Set([
+  'SAFETY',
+  'RECITATION',
+  'BLOCKLIST',
+  'PROHIBITED_CONTENT',
+  'SPII',
+  'IMAGE_SAFETY',
+  'IMAGE_PROHIBITED_CONTENT',
+  'IMAGE_RECITATION',
+  // Vertex's Model Armor filter (recorded as a finishReason, though not in the SDK's enum).
+  'MODEL_ARMOR'
+])
