@@ -1,7 +1,9 @@
-// npm run bench:modes [-- fast|realistic-512|realistic-2048] [--modes=direct,pool,…] [--threads=N] [--duration=S] [--profile]
+// npm run bench:modes [-- fast|realistic-512|realistic-2048|gemini-like] [--modes=direct,pool,…] [--threads=N] [--duration=S] [--profile]
 //
-// The same load five ways, in one run, each on fresh processes:
+// The same load seven ways, in one run, each on fresh processes:
 //   direct      the load hits the simulator's own Gemini endpoint: the ceiling
+//   nginx       nginx proxying the simulator's stream (proxy_buffering off): the kernel's floor
+//   bare        bench/bare-relay.ts, a minimal Node relay (node:http, undici, eventsource-parser): Node's floor
 //   inline-sdk  POOL_MODE=inline UPSTREAM_READER=sdk: a plain relay calling the SDK on the front thread
 //   pool-sdk    the product with the SDK's own stream reader (the reader's before/after)
 //   inline      POOL_MODE=inline: the product's chat code on the front thread, no pool
@@ -19,17 +21,20 @@ import { profileTable, summariseProfiles } from './lib/profile.js'
 import { RESULTS_DIR } from './lib/results.js'
 import { measure, settle, type Measured } from './lib/measure.js'
 import { FAILURE_HEADERS, failureCells, pair, Report, RESOURCE_HEADERS, resourceCells } from './lib/report.js'
-import { admitAll, withStack, type SimEnv } from './lib/services.js'
+import { startBare, startNginx } from './lib/references.js'
+import { admitAll, withStack, type Service, type SimEnv } from './lib/services.js'
 import { chatBody, GEMINI_PATH, SseClient, type Protocol } from './lib/sse-client.js'
 import { ratio } from './lib/stats.js'
 import { counts, fmt, markdownTable, times } from './lib/table.js'
 
-const MODES = ['direct', 'inline-sdk', 'pool-sdk', 'inline', 'pool'] as const
+const MODES = ['direct', 'nginx', 'bare', 'inline-sdk', 'pool-sdk', 'inline', 'pool'] as const
 type Mode = (typeof MODES)[number]
 
 interface Scenario {
   name: string
   sim: SimEnv
+  /** Chunks per stream (SIM_TOKENS ÷ SIM_TOKENS_PER_CHUNK). */
+  chunks: number
   /** autocannon (throughput only) or the SSE client (TTFT too). */
   client: 'autocannon' | 'sse'
   concurrency: number
@@ -42,6 +47,7 @@ const SCENARIOS: Scenario[] = [
   {
     name: 'fast',
     sim: { SIM_TOKENS: `${CHUNKS}`, SIM_TTFT_MS: '0', SIM_DELAY_MS: '0' },
+    chunks: CHUNKS,
     client: 'autocannon',
     concurrency: 64,
     durationSec: 10,
@@ -50,6 +56,7 @@ const SCENARIOS: Scenario[] = [
   {
     name: 'realistic-512',
     sim: { SIM_TOKENS: `${CHUNKS}`, SIM_TTFT_MS: '150', SIM_DELAY_MS: '20' },
+    chunks: CHUNKS,
     client: 'sse',
     concurrency: 512,
     durationSec: 20,
@@ -58,10 +65,22 @@ const SCENARIOS: Scenario[] = [
   {
     name: 'realistic-2048',
     sim: { SIM_TOKENS: `${CHUNKS}`, SIM_TTFT_MS: '150', SIM_DELAY_MS: '20' },
+    chunks: CHUNKS,
     client: 'sse',
     concurrency: 2_048,
     durationSec: 25,
     rampMs: 3_000
+  },
+  {
+    // Like the real API (../shared/real-gemini): a first chunk after a think, then chunks of a
+    // few dozen tokens some 80 ms apart; per-request costs weigh more here, per-chunk ones less.
+    name: 'gemini-like',
+    sim: { SIM_TOKENS: '480', SIM_TOKENS_PER_CHUNK: '30', SIM_TTFT_MS: '800', SIM_DELAY_MS: '80' },
+    chunks: 16,
+    client: 'sse',
+    concurrency: 512,
+    durationSec: 20,
+    rampMs: 2_000
   }
 ]
 
@@ -80,8 +99,13 @@ interface Row {
 
 const prompt = (i: number) => `Benchmark question ${i % 50}: how do tides work?`
 
+/** The modes that are not the gateway: what it is measured against. */
+const REFERENCES: Partial<Record<Mode, (simulatorUrl: string) => Promise<Service>>> = { bare: startBare, nginx: startNginx }
+/** The modes whose clients speak Gemini's wire (nginx relays it unchanged). */
+const GEMINI_WIRE: readonly Mode[] = ['direct', 'nginx']
+
 function gatewayEnv(mode: Mode, scenario: Scenario, threads: number): Record<string, string> | null {
-  if (mode === 'direct') return null
+  if (mode === 'direct' || REFERENCES[mode]) return null
   const reader = { UPSTREAM_READER: mode.endsWith('-sdk') ? 'sdk' : 'gateway' }
   if (mode.startsWith('inline')) return { POOL_MODE: 'inline', ...reader }
   return { POOL_MODE: 'pool', ...admitAll(scenario.concurrency, threads), ...reader }
@@ -92,13 +116,16 @@ async function runMode(scenario: Scenario, mode: Mode, threads: number, profileD
   return withStack(
     scenario.sim,
     gatewayEnv(mode, scenario, threads),
-    async (stack) => {
-      const target = stack.gateway?.url ?? stack.simulator.url
-      const protocol: Protocol = stack.gateway ? 'gateway' : 'gemini'
+    async ({ simulator, gateway: product }) => {
+      const reference = REFERENCES[mode]
+      const subject = reference ? await reference(simulator.url) : product
+      const stack = { simulator, gateway: subject }
+      const target = subject?.url ?? simulator.url
+      const protocol: Protocol = GEMINI_WIRE.includes(mode) ? 'gemini' : 'gateway'
       const client = new SseClient(target, protocol, scenario.concurrency + 32, { timeoutMs: 60_000 })
       try {
         await warmup(client, chatBody(protocol, 'warm-up'))
-        await settle((stack.gateway ?? stack.simulator).child.pid)
+        await settle((subject ?? simulator).child.pid)
         if (scenario.client === 'autocannon') {
           const m = await measure(stack, () =>
             cannon({
@@ -128,7 +155,7 @@ async function runMode(scenario: Scenario, mode: Mode, threads: number, profileD
           return {
             mode,
             reqPerSec: c.reqPerSec,
-            chunksPerSec: c.reqPerSec * CHUNKS,
+            chunksPerSec: c.reqPerSec * scenario.chunks,
             endP50: c.latencyP50Ms,
             endP99: c.latencyP99Ms,
             done: c.ok,
@@ -162,14 +189,18 @@ async function runMode(scenario: Scenario, mode: Mode, threads: number, profileD
         }
       } finally {
         await client.close()
+        if (reference) await subject?.stop()
       }
     },
     nodeArgs
   )
 }
 
-/** The comparisons the targets are stated in: the plain SDK relay, the same code inline, the ceiling, and the reader's gain. */
+/** The comparisons the targets are stated in: the floors (bare, nginx), the plain SDK relay, the same code inline, the ceiling, and the reader's gain. */
 const RATIOS: Array<[Mode, Mode]> = [
+  ['pool', 'bare'],
+  ['pool', 'nginx'],
+  ['inline', 'bare'],
   ['pool', 'inline-sdk'],
   ['pool', 'inline'],
   ['pool', 'direct'],
@@ -184,7 +215,7 @@ function tables(scenario: Scenario, rows: Row[], threads: number): string {
   const sim = scenario.sim
   const poolKnobs = admitAll(scenario.concurrency, threads)
   const head =
-    `#### ${scenario.name}: ${CHUNKS} chunks, SIM_TTFT_MS=${sim.SIM_TTFT_MS}, SIM_DELAY_MS=${sim.SIM_DELAY_MS}, ` +
+    `#### ${scenario.name}: ${scenario.chunks} chunks, SIM_TTFT_MS=${sim.SIM_TTFT_MS}, SIM_DELAY_MS=${sim.SIM_DELAY_MS}, ` +
     `${scenario.concurrency} ${scenario.client === 'autocannon' ? 'autocannon connections' : 'concurrent streams (undici SSE client)'}, ${scenario.durationSec} s per mode` +
     `${scenario.rampMs ? ` (ramp ${scenario.rampMs / 1000} s, not measured)` : ''}; pool = ${poolKnobs.POOL_MAX_THREADS} threads × ${poolKnobs.POOL_TASKS_PER_WORKER} tasks, queue ${poolKnobs.POOL_MAX_QUEUE}`
   const added = (r: Row, p: 'ttftP50' | 'ttftP99') => {
@@ -217,17 +248,27 @@ function tables(scenario: Scenario, rows: Row[], threads: number): string {
     ['mode', ...RESOURCE_HEADERS],
     rows.map((r) => [r.mode, ...resourceCells(r.measured, r.done)])
   )
+  // CPU time of the subject's process (all threads, user + system) over the measured window, per completed stream.
+  const cpuPerStream = (r: Row | undefined) => (r && r.done > 0 ? (r.measured.usage.gateway?.cpuMs ?? Number.NaN) / r.done : Number.NaN)
   const ratios = markdownTable(
-    ['ratio', 'req/s', 'end-of-stream p99', 'TTFT p99'],
+    ['ratio', 'req/s', 'CPU ms per stream', 'end-of-stream p99', 'TTFT p99'],
     RATIOS.flatMap(([a, b]) => {
       const [x, y] = [row(a), row(b)]
       if (!x || !y) return []
-      return [[`${a} / ${b}`, times(ratio(x.reqPerSec, y.reqPerSec)), times(ratio(x.endP99, y.endP99)), times(ratio(x.ttftP99, y.ttftP99))]]
+      return [
+        [
+          `${a} / ${b}`,
+          times(ratio(x.reqPerSec, y.reqPerSec)),
+          times(cpuPerStream(x) / cpuPerStream(y)),
+          times(ratio(x.endP99, y.endP99)),
+          times(ratio(x.ttftP99, y.ttftP99))
+        ]
+      ]
     })
   )
   const note =
     scenario.client === 'autocannon'
-      ? "\n\nautocannon: latency is to the end of the response; chunks/s = req/s × 50; no TTFT; error events come from the gateway's `gateway_streams_total`."
+      ? `\n\nautocannon: latency is to the end of the response; chunks/s = req/s × ${scenario.chunks}; no TTFT; error events come from the gateway's \`gateway_streams_total\`.`
       : ''
   return `${head}\n\n${perf}\n\n${errs}\n\n${res}\n\n${ratios}${note}`
 }

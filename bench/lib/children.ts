@@ -62,6 +62,12 @@ export function spawnNode(name: string, script: string, env: Record<string, stri
   return child
 }
 
+/** A child not started by spawnNode (nginx), stopped with the rest on exit or Ctrl-C. */
+export function adopt(child: Child): void {
+  live.add(child)
+  void child.exited.then(() => live.delete(child))
+}
+
 /** A port free on 127.0.0.1 right now (the gateway logs its port only at info level). */
 export async function freePort(): Promise<number> {
   const server = createServer()

@@ -30,7 +30,7 @@ export interface Measured<T> {
 export async function measure<T>(stack: Stack, run: () => Promise<T>): Promise<Measured<T>> {
   const { gateway, simulator } = stack
   // This scrape also resets prom-client's event-loop histogram: the next one covers the run only.
-  const before = gateway ? streamOutcomes(await scrape(gateway.url)) : undefined
+  const before = gateway?.metrics ? streamOutcomes(await scrape(gateway.url)) : undefined
   const pids: Record<string, number> = { simulator: simulator.child.pid, load: process.pid }
   if (gateway) pids.gateway = gateway.child.pid
   const tcpBefore = await tcpCounters()

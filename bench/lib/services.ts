@@ -11,6 +11,8 @@ export interface Service {
   name: string
   url: string
   child: Child
+  /** Whether it serves the gateway's /metrics (the references do not). */
+  metrics: boolean
   stop(): Promise<number | null>
 }
 
@@ -26,7 +28,7 @@ export async function startSimulator(env: SimEnv): Promise<Service> {
     })
     void child.exited.then((code) => reject(new Error(`simulator exited with ${code}: ${child.lines.join('\n')}`)))
   })
-  return { name: 'simulator', url, child, stop: () => child.stop() }
+  return { name: 'simulator', url, child, metrics: false, stop: () => child.stop() }
 }
 
 /**
@@ -50,7 +52,7 @@ export async function startGateway(simulatorUrl: string, env: Record<string, str
     nodeArgs
   )
   const url = `http://127.0.0.1:${port}`
-  const service = { name: 'gateway', url, child, stop: () => child.stop(10_000) }
+  const service = { name: 'gateway', url, child, metrics: true, stop: () => child.stop(10_000) }
   await waitReady(service, 120_000)
   return service
 }
