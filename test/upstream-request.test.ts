@@ -16,7 +16,7 @@ async function sdkSends(ai: GoogleGenAI, request: UpstreamRequest): Promise<{ ur
       ...configOf(request),
       httpOptions: {
         fetch: async (url, init) => {
-          sent = { url: String(url), headers: new Headers(init?.headers), body: JSON.parse(String(init?.body)) }
+          sent = { url: String(url), headers: new Headers(init?.headers), body: JSON.parse(init?.body as string) }
           return new Response(null, { status: 200 })
         }
       }
