@@ -1,10 +1,35 @@
-// What tests of routing need around real servers: UPSTREAMS_FILE written to a temporary file, a
-// service-account key file (a fresh RSA key, its token_uri the simulator's), a port nobody listens on.
+// What tests of routing need around real servers: simulators and gateways closed after each test,
+// UPSTREAMS_FILE written to a temporary file, a service-account key file (a fresh RSA key, its
+// token_uri the simulator's).
 import { generateKeyPairSync } from 'node:crypto'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { freePort } from './ports.js'
+import { afterEach } from 'vitest'
+import { startSimulator, type Simulator, type StartSimulatorOptions } from '../../src/simulator/index.js'
+import { startGateway, type TestGateway } from './gateway.js'
+
+type Closable = { close(): Promise<void> } | { stop(): Promise<void> }
+
+/** Servers a test starts, closed (last first) after each test of the file that calls it. */
+export function fleet() {
+  const open: Closable[] = []
+  afterEach(async () => {
+    for (const x of open.splice(0).reverse()) await ('stop' in x ? x.stop() : x.close())
+  })
+  const own = <T extends Closable>(x: T): T => {
+    open.push(x)
+    return x
+  }
+  return {
+    own,
+    sim: async (options: StartSimulatorOptions = {}): Promise<Simulator> =>
+      own(await startSimulator({ ttftMs: 0, delayMs: 0, tokens: 3, ...options })),
+    /** A gateway that logs to memory and does not retry a deployment itself. */
+    gateway: async (env: Record<string, string>): Promise<TestGateway> =>
+      own(await startGateway({ UPSTREAM_RETRIES: '0', ...env }, {}, { logs: true }))
+  }
+}
 
 export function upstreamsFile(content: object): string {
   const path = join(mkdtempSync(join(tmpdir(), 'upstreams-')), 'upstreams.json')
@@ -27,9 +52,4 @@ export function serviceAccountFile(dir: string, tokenUri: string): string {
     })
   )
   return path
-}
-
-/** A loopback URL that refuses connections: a port that was free a moment ago. */
-export async function deadUrl(): Promise<string> {
-  return `http://127.0.0.1:${await freePort()}`
 }

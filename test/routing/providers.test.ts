@@ -5,26 +5,14 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import OpenAI from 'openai'
-import { afterEach, expect, test } from 'vitest'
-import { startSimulator, type Simulator } from '../../src/simulator/index.js'
+import { expect, test } from 'vitest'
+import type { Simulator } from '../../src/simulator/index.js'
 import { postChat, replyText, terminal, type ChatResult } from '../helpers/sse.js'
-import { startGateway, type TestGateway } from '../helpers/gateway.js'
-import { serviceAccountFile, upstreamsFile } from '../helpers/upstreams.js'
+import { fleet, serviceAccountFile, upstreamsFile } from '../helpers/upstreams.js'
 
-const open: Array<{ close(): Promise<void> }> = []
-afterEach(async () => {
-  for (const x of open.splice(0).reverse()) await x.close()
-})
-async function sim(): Promise<Simulator> {
-  const s = await startSimulator({ ttftMs: 0, delayMs: 0, tokens: 5 })
-  open.push(s)
-  return s
-}
-async function gateway(env: Record<string, string>): Promise<TestGateway> {
-  const g = await startGateway({ UPSTREAM_RETRIES: '0', ...env }, {}, { logs: true })
-  open.push(g)
-  return g
-}
+const f = fleet()
+const sim = () => f.sim({ tokens: 5 })
+const gateway = f.gateway
 const last = async (s: Simulator) => (await (await fetch(`${s.url}/__sim/last`)).json()) as { path: string; body: any }
 const eventsOf = (r: ChatResult, name: string) => r.events.filter((e) => e.event === name)
 const tools = [

@@ -2,28 +2,14 @@
 // deployment down on every replica, a dead deployment skipped, an exhausted alias falling back.
 import { createServer, type Server } from 'node:net'
 import { once } from 'node:events'
-import { afterEach, describe, expect, test } from 'vitest'
-import { startSimulator, type Simulator } from '../../src/simulator/index.js'
+import { describe, expect, test } from 'vitest'
+import type { Simulator } from '../../src/simulator/index.js'
 import { postChat, terminal, type ChatResult } from '../helpers/sse.js'
-import { startGateway, type TestGateway } from '../helpers/gateway.js'
 import { startSharedRedis } from '../helpers/redis.js'
 import { lacks } from '../helpers/system.js'
-import { upstreamsFile } from '../helpers/upstreams.js'
+import { fleet, upstreamsFile } from '../helpers/upstreams.js'
 
-const open: Array<{ close(): Promise<void> } | { stop(): Promise<void> }> = []
-afterEach(async () => {
-  for (const x of open.splice(0).reverse()) await ('stop' in x ? x.stop() : x.close())
-})
-async function sim(options: Parameters<typeof startSimulator>[0] = {}): Promise<Simulator> {
-  const s = await startSimulator({ ttftMs: 0, delayMs: 0, tokens: 3, ...options })
-  open.push(s)
-  return s
-}
-async function gateway(env: Record<string, string>): Promise<TestGateway> {
-  const g = await startGateway({ UPSTREAM_RETRIES: '0', ...env }, {}, { logs: true })
-  open.push(g)
-  return g
-}
+const { own, sim, gateway } = fleet()
 const studio = (id: string, alias: string, s: Simulator | string, extra: object = {}) => ({
   id,
   provider: 'gemini',
@@ -72,7 +58,7 @@ test('a dead deployment is skipped: its turn moves on with no error event, and i
   })
   dead.listen(0, '127.0.0.1')
   await once(dead, 'listening')
-  open.push({ close: () => new Promise<void>((resolve) => dead.close(() => resolve())) })
+  own({ close: () => new Promise<void>((resolve) => dead.close(() => resolve())) })
   const address = dead.address() as { port: number }
   const alive = await sim()
   const g = await gateway({
@@ -112,8 +98,7 @@ test('an exhausted alias falls back to its fallbacks in order; when everything i
 
 describe.skipIf(lacks('the shared cool-down test', 'redis-server'))('shared by every replica', () => {
   test('a deployment that answers 429 with RetryInfo is not called again inside its delay, on any replica; its turns finish elsewhere', async () => {
-    const redis = await startSharedRedis('standalone')
-    open.push(redis)
+    const redis = own(await startSharedRedis('standalone'))
     // One request a minute on `limited`'s project: its second request gets Gemini's 429 with RetryInfo.
     const [limited, roomy] = [await sim({ rpm: 1 }), await sim()]
     const env = {
