@@ -2,13 +2,16 @@
 // when the replica producing it has died (it left the live replicas). Keys carry the stream's hash
 // tag, so each pipeline stays in one slot of a Redis Cluster.
 //
-//   producer:  RPUSH gw:s:{id}:ev <frames> · PUBLISH gw:s:{id} <frames>   (one pipeline per batch)
+//   producer:  SET gw:s:{id}:owner · RPUSH gw:s:{id}:ev <frames> · PUBLISH gw:s:{id} <frames>
 //              SET gw:s:{id}:end <terminal> · PUBLISH gw:s:{id} \0<terminal>
+//              (one pipeline in flight per stream; what comes meanwhile goes in the next one)
 //   resumer:   SUBSCRIBE gw:s:{id} → LRANGE …:ev, GET …:end, GET …:owner → replay → live
 //
 // Writes are deliberate background calls: skipped while Redis cannot answer (the events of that
 // time are missing there, and a follower that meets the gap ends with stream_lost rather than skip
-// text), except each stream's end, which is kept and written when Redis answers again.
+// text), except each stream's end, which is kept and written when Redis answers again. A stream's
+// writes wait for each other because ioredis does not keep independent pipelines in order: a
+// Cluster client sends those made while a node's connection is starting after later ones.
 import type { ChainableCommander } from 'ioredis'
 import type { SharedRedis } from '../shared/redis.js'
 import { wireError } from '../wire/error-event.js'
@@ -23,6 +26,14 @@ const channelOf = (id: string) => `gw:s:{${id}}`
 
 type Listener = (message: string) => void
 
+/** What a stream has to write next: its owner, events, its end; in that order. */
+interface Writes {
+  owner: boolean
+  frames: string
+  end: string | undefined
+}
+const nothing = (): Writes => ({ owner: false, frames: '', end: undefined })
+
 /** A pipeline's own failure, or the first of its commands that failed. */
 async function exec(pipeline: ChainableCommander): Promise<Array<[Error | null, unknown]>> {
   const results = (await pipeline.exec()) ?? []
@@ -35,6 +46,8 @@ export class RedisStreamLog implements StreamLog {
   private readonly listeners = new Map<string, Set<Listener>>()
   /** Ends that Redis could not take, written when it answers again, so that no follower waits forever. */
   private readonly pendingEnds = new Map<string, string>()
+  /** Streams with a pipeline in flight, and what waits for it. */
+  private readonly queued = new Map<string, Writes>()
 
   constructor(
     private readonly redis: SharedRedis,
@@ -56,36 +69,64 @@ export class RedisStreamLog implements StreamLog {
   }
 
   open(requestId: string): void {
-    if (!this.redis.up) return
-    this.redis.background('resume.open', this.redis.client.set(key(requestId, 'owner'), this.redis.replicaId, 'PX', this.live))
+    this.write(requestId, { owner: true })
   }
 
   append(requestId: string, frames: string): void {
-    if (!this.redis.up) return
-    const pipeline = this.redis.client
-      .pipeline()
-      .rpush(key(requestId, 'ev'), frames)
-      .pexpire(key(requestId, 'ev'), this.live)
-      .publish(channelOf(requestId), frames)
-    this.redis.background('resume.append', exec(pipeline))
+    this.write(requestId, { frames })
   }
 
   end(requestId: string, terminal: string): void {
-    if (!this.redis.up) {
-      this.pendingEnds.set(requestId, terminal)
+    if (this.redis.up) this.write(requestId, { end: terminal })
+    else this.pendingEnds.set(requestId, terminal)
+  }
+
+  private write(requestId: string, writes: Partial<Writes>): void {
+    if (!this.redis.up) return
+    const waiting = this.queued.get(requestId)
+    if (!waiting) {
+      this.queued.set(requestId, nothing())
+      this.send(requestId, { ...nothing(), ...writes })
       return
     }
-    const pipeline = this.redis.client
-      .pipeline()
-      .set(key(requestId, 'end'), terminal, 'PX', this.ttlMs)
-      .pexpire(key(requestId, 'ev'), this.ttlMs)
-      .pexpire(key(requestId, 'owner'), this.ttlMs)
-      .set(key(requestId, 'gone'), '1', 'PX', GONE_MS)
-      .publish(channelOf(requestId), END + terminal)
-    exec(pipeline).then(undefined, (err: unknown) => {
-      this.redis.failed('resume.end', err)
-      this.pendingEnds.set(requestId, terminal)
-    })
+    waiting.owner ||= writes.owner ?? false
+    waiting.frames += writes.frames ?? ''
+    waiting.end ??= writes.end
+  }
+
+  private send(requestId: string, writes: Writes): void {
+    const pipeline = this.redis.client.pipeline()
+    if (writes.owner) pipeline.set(key(requestId, 'owner'), this.redis.replicaId, 'PX', this.live)
+    if (writes.frames) {
+      pipeline
+        .rpush(key(requestId, 'ev'), writes.frames)
+        .pexpire(key(requestId, 'ev'), this.live)
+        .publish(channelOf(requestId), writes.frames)
+    }
+    if (writes.end !== undefined) {
+      pipeline
+        .set(key(requestId, 'end'), writes.end, 'PX', this.ttlMs)
+        .pexpire(key(requestId, 'ev'), this.ttlMs)
+        .pexpire(key(requestId, 'owner'), this.ttlMs)
+        .set(key(requestId, 'gone'), '1', 'PX', GONE_MS)
+        .publish(channelOf(requestId), END + writes.end)
+    }
+    exec(pipeline).then(
+      () => {
+        const next = this.queued.get(requestId) ?? nothing()
+        if (next.owner || next.frames || next.end !== undefined) {
+          this.queued.set(requestId, nothing())
+          this.send(requestId, next)
+        } else this.queued.delete(requestId)
+      },
+      (err: unknown) => {
+        // Redis counts as down now: the events that waited are skipped, the end is kept.
+        const end = writes.end ?? this.queued.get(requestId)?.end
+        this.queued.delete(requestId)
+        this.redis.failed(end === undefined ? 'resume.append' : 'resume.end', err)
+        if (end !== undefined) this.pendingEnds.set(requestId, end)
+      }
+    )
   }
 
   /** Throws when Redis cannot answer (nothing is left subscribed or counted then). */

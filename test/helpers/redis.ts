@@ -5,6 +5,7 @@ import { once } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Cluster, Redis } from 'ioredis'
 import { until } from './gateway.js'
 import { freePort } from './ports.js'
 import { executable } from './system.js'
@@ -126,6 +127,11 @@ export async function startRedisCluster(): Promise<TestRedisCluster> {
 }
 
 export type RedisMode = 'standalone' | 'cluster'
+
+/** The test's own client of a Redis it started, for what a test reads or changes there directly. */
+export function adminClient(url: string, mode: RedisMode): Redis | Cluster {
+  return mode === 'cluster' ? new Cluster([{ host: '127.0.0.1', port: Number(new URL(url).port) }]) : new Redis(url)
+}
 
 /** A shared Redis of either kind, with the gateway settings that reach it. */
 export async function startSharedRedis(

@@ -1,14 +1,14 @@
 // The session contract, run against both stores: what one replica does in memory, every replica
 // does through Redis. Time is moved, never waited for: the memory store reads an injected clock,
 // and Redis's own expiry is moved by taking the same amount off every session key's TTL.
-import { Cluster, Redis } from 'ioredis'
+import { Cluster } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { MemorySessionStore } from '../../src/sessions/memory-store.js'
 import { RedisSessionStore } from '../../src/sessions/redis-store.js'
 import type { Content } from '../../src/protocol.js'
 import type { SessionStore } from '../../src/sessions/store.js'
 import { connectRedis, type RedisEvents, type SharedRedis } from '../../src/shared/redis.js'
-import { startRedis, startRedisCluster, type TestRedis, type TestRedisCluster } from '../helpers/redis.js'
+import { adminClient, startRedis, startRedisCluster, type TestRedis, type TestRedisCluster } from '../helpers/redis.js'
 import { lacks } from '../helpers/system.js'
 import { until } from '../helpers/gateway.js'
 
@@ -47,7 +47,7 @@ const quiet: RedisEvents = { state: () => {}, error: () => {} }
 /** Stores of replicas sharing one Redis (a server, or a cluster); each replica has its own connections. */
 async function redisStores(mode: 'standalone' | 'cluster'): Promise<Stores> {
   const server: TestRedis | TestRedisCluster = mode === 'cluster' ? await startRedisCluster() : await startRedis()
-  const admin = mode === 'cluster' ? new Cluster([{ host: '127.0.0.1', port: Number(new URL(server.url).port) }]) : new Redis(server.url)
+  const admin = adminClient(server.url, mode)
   const replicas: SharedRedis[] = []
   return {
     url: server.url,
