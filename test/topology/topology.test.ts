@@ -13,7 +13,8 @@ import { startSimulator, type Simulator } from '../../src/simulator/index.js'
 import { startChild, type ChildGateway } from '../helpers/child.js'
 import { until } from '../helpers/gateway.js'
 import { nginxTest, renderNginxConf, startNginx, type TestNginx } from '../helpers/nginx.js'
-import { startSharedRedis, type RedisMode } from '../helpers/redis.js'
+import { lastIdOf } from '../../src/wire/ids.js'
+import { adminClient, startSharedRedis, type RedisMode } from '../helpers/redis.js'
 import { postChat, readSse, replyText, resume, terminal, type SseEvent } from '../helpers/sse.js'
 import { executable, lacks } from '../helpers/system.js'
 
@@ -56,6 +57,12 @@ const text = (events: SseEvent[]) =>
     .join('')
 const chunkIds = (events: SseEvent[]) => events.filter((e) => e.event === 'chunk').map((e) => Number(e.id))
 const terminals = (events: SseEvent[]) => events.filter((e) => e.event === 'done' || e.event === 'error')
+
+/** The id of the last event of a stream that Redis holds (0: none yet). */
+async function storedEvents(admin: ReturnType<typeof adminClient>, requestId: string): Promise<number> {
+  const [last] = await admin.lrange(`gw:s:{${requestId}}:ev`, -1, -1)
+  return last ? lastIdOf(last) : 0
+}
 
 async function startReplicas(n: number, env: Record<string, string>): Promise<ChildGateway[]> {
   const started: ChildGateway[] = []
@@ -162,14 +169,19 @@ describe.skipIf(lacks('the topology suite', 'redis-server', 'redis-cli', 'nginx'
     let replicas: ChildGateway[] = []
     let nginx: TestNginx
     let reference: string
+    let admin: ReturnType<typeof adminClient>
 
     beforeAll(async () => {
       ;({ redis, sim, replicas, nginx } = await startTopology(mode, 20, { RESUME_GRACE_MS: '5000' }))
+      admin = adminClient(redis.env.REDIS_URL, mode)
       reference = replyText(await postChat(nginx.url, { message: LOAD_PROMPT, history: [] }))
       expect(reference.length).toBeGreaterThan(0)
     }, 120_000)
 
-    afterAll(() => stopTopology({ redis, sim, replicas, nginx }), 60_000)
+    afterAll(async () => {
+      admin?.disconnect()
+      await stopTopology({ redis, sim, replicas, nginx })
+    }, 60_000)
 
     test('a conversation continues across replicas: each turn on another one, the reply as if stateless', async () => {
       const [a, b, c] = replicas as [ChildGateway, ChildGateway, ChildGateway]
@@ -220,12 +232,21 @@ describe.skipIf(lacks('the topology suite', 'redis-server', 'redis-cli', 'nginx'
         ...Array(16).fill(nginx.url)
       ] as string[]
       const seen = targets.map(() => 0)
+      const requestIds = targets.map(() => '')
       const runs = targets.map((url, i) =>
         stream(url, { message: LOAD_PROMPT, history: [] }, (e) => {
+          if (e.event === 'meta') requestIds[i] = e.json.requestId as string
           if (e.event === 'chunk') seen[i] = Number(e.id)
         })
       )
       await until(() => seen.every((n) => n >= 8), 'every stream to be under way')
+      // What Redis holds of each stream before the kill: a resume must replay at least that.
+      const held = new Map<string, number>()
+      const snapshot = async () => {
+        for (const id of requestIds) held.set(id, await storedEvents(admin, id))
+        return requestIds.slice(0, 6).every((id) => held.get(id)! >= 5)
+      }
+      await until(snapshot, "Redis to hold the victim's first events")
       victim.child.kill('SIGKILL')
       await Promise.race([victim.exited, new Promise((r) => setTimeout(r, 5_000))])
       const outcomes = await Promise.all(runs)
@@ -302,12 +323,13 @@ describe.skipIf(lacks('the topology suite', 'redis-server', 'redis-cli', 'nginx'
         expect(reference.startsWith(text(o.events) + replyText(rest))).toBe(true)
         // From the start, the same prefix the client had (what reached Redis), then the same error.
         const full = await resume(nginx.url, requestId, 0, { signal: AbortSignal.timeout(10_000) })
+        expect(full.status).toBe(200)
         expect(reference.startsWith(replyText(full))).toBe(true)
-        // Redis holds what the client had seen (the replica logs each batch in the same tick it writes it
-        // to the client; at most the batch in flight at the kill can be missing).
+        // Whatever Redis held before the kill is replayed, in order and from the first event (only what the
+        // replica was still writing when it died can be missing).
         const replayed = chunkIds(full.events)
         expect(replayed).toEqual(Array.from({ length: replayed.length }, (_, k) => k + 1))
-        expect(replayed.length).toBeGreaterThanOrEqual(lastId - 1)
+        expect(replayed.length).toBeGreaterThanOrEqual(held.get(requestId)!)
         expect(full.events.at(-1)!.json.code).toBe('stream_lost')
       }
       expect(sim.stats().requests - simBefore).toBe(30 + 6)
