@@ -128,7 +128,7 @@ export function createChatTask(settings: WorkerSettings): (task: ChatTask) => Pr
     live.add(stream)
     stream.post({ type: 'start', threadId })
     try {
-      if (settings.chaos) injectChaos(lastText(task.request.contents), task.attempt)
+      if (settings.chaos) await injectChaos(lastText(task.request.contents), task.attempt)
       const last = await relay(task, stream, controller)
       if (last) stream.post(last)
     } finally {
