@@ -7,7 +7,7 @@ import { startGateway, until, type TestGateway } from './helpers/gateway.js'
 let gw: TestGateway
 let client: OpenAI
 beforeAll(async () => {
-  gw = await startGateway({ UPSTREAM_RETRIES: '0', API_KEYS: 'sk-test-key-1', STREAM_TTFT_TIMEOUT_MS: '2000' })
+  gw = await startGateway({ UPSTREAM_RETRIES: '0', API_KEYS: 'sk-test-key-1' })
   client = new OpenAI({ apiKey: 'sk-test-key-1', baseURL: `${gw.url}/v1`, maxRetries: 0 })
 })
 afterAll(async () => {

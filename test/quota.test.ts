@@ -40,8 +40,10 @@ test('UPSTREAM_TPM budgets input tokens', async () => {
 
 test('a turn that cannot be served within QUOTA_MAX_WAIT_MS is refused at once, not when the wait runs out', async () => {
   // The wait allowed is long, and the pause longer still: a gateway that waited would take 25 s.
-  const g = await gateway({ QUOTA_MAX_WAIT_MS: '25000', STREAM_TTFT_TIMEOUT_MS: '500' })
-  await postChat(g.url, { message: 'quota [[sim:status=429, retry-delay=30000]]' })
+  // No retries, so the 429 ends its turn at once (no deadline short enough for a loaded machine to trip).
+  const g = await gateway({ QUOTA_MAX_WAIT_MS: '25000', UPSTREAM_RETRIES: '0' })
+  const limited = await postChat(g.url, { message: 'quota [[sim:status=429, retry-delay=30000]]' })
+  expect(limited.events.at(-1)!.json).toMatchObject({ code: 'upstream_rate_limited', retryAfterMs: 30000 })
   const started = Date.now()
   const refused = await postChat(g.url, { message: 'too long a wait' })
   expect(refused.status).toBe(429)
@@ -64,7 +66,7 @@ describe.skipIf(lacks('the shared quota suite', 'redis-server', 'redis-cli')).ea
     })
 
     test('a Gemini 429 cools its model down on every replica for the RetryInfo delay; other models go on', async () => {
-      const env = { ...(await shared(mode)), QUOTA_MAX_WAIT_MS: '20000', STREAM_TTFT_TIMEOUT_MS: '500' }
+      const env = { ...(await shared(mode)), QUOTA_MAX_WAIT_MS: '20000', UPSTREAM_RETRIES: '0' }
       const [a, b] = [await gateway(env), await gateway(env)]
       const limited = await postChat(a.url, { message: 'quota [[sim:status=429, retry-delay=3000]]', model: 'gemini-2.5-flash' })
       expect(limited.events.at(-1)!.json).toMatchObject({ code: 'upstream_rate_limited', retryAfterMs: 3000 })

@@ -5,7 +5,7 @@ import { startGateway, until, type TestGateway } from '../helpers/gateway.js'
 let gw: TestGateway
 // No upstream retries here: every upstream failure must reach the client as its own error event.
 beforeAll(async () => {
-  gw = await startGateway({ UPSTREAM_RETRIES: '0', STREAM_TTFT_TIMEOUT_MS: '1500', STREAM_IDLE_TIMEOUT_MS: '400' })
+  gw = await startGateway({ UPSTREAM_RETRIES: '0', STREAM_TTFT_TIMEOUT_MS: '3000', STREAM_IDLE_TIMEOUT_MS: '1500' })
 })
 afterAll(async () => {
   await gw?.close()
@@ -170,7 +170,7 @@ describe('upstream failures become precise error events', () => {
   })
 
   test('a Gemini 429 is upstream_rate_limited with retryAfterMs, and the replica holds back for that long', async () => {
-    const limited = await startGateway({ QUOTA_MAX_WAIT_MS: '0', STREAM_TTFT_TIMEOUT_MS: '2000' })
+    const limited = await startGateway({ QUOTA_MAX_WAIT_MS: '0', UPSTREAM_RETRIES: '0' })
     try {
       const r = await postChat(limited.url, { message: 'quota [[sim:status=429, retry-delay=26000]]' })
       expectWellFramed(r)

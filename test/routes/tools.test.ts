@@ -259,17 +259,17 @@ describe('thinking', () => {
   })
 
   test('TTFT is measured to the first answer chunk, and thoughts keep the first-token deadline met', async () => {
-    const patient = await startGateway({ STREAM_TTFT_TIMEOUT_MS: '1500' }, { tokens: 2 })
+    const patient = await startGateway({ STREAM_TTFT_TIMEOUT_MS: '3000' }, { tokens: 2 })
     try {
-      // Thoughts at 100 and 1,100 ms, the answer at 2,100 ms: past the deadline, had thoughts not counted.
+      // Thoughts at 100 and 2,100 ms, the answer at 4,100 ms: past the deadline, had thoughts not counted.
       const r = await postChat(patient.url, {
-        message: 'slow thinker [[sim:think=2, ttft=100, delay=1000]]',
+        message: 'slow thinker [[sim:think=2, ttft=100, delay=2000]]',
         history: [],
         thinking: { include: true }
       })
       expect(terminal(r)[0]!.event).toBe('done')
       expect(thoughts(r)).toHaveLength(2)
-      expect(terminal(r)[0]!.json.timing.ttftMs).toBeGreaterThanOrEqual(2_000)
+      expect(terminal(r)[0]!.json.timing.ttftMs).toBeGreaterThanOrEqual(4_000)
     } finally {
       await patient.close()
     }
