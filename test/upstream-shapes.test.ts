@@ -332,6 +332,8 @@ interface Reading {
   ending: string
 }
 
+// The oracle's own list, not workers/upstream.ts's SAFETY_FINISH: a refusal the worker misses must
+// show up as a difference (this is how MODEL_ARMOR's was found).
 const SAFETY = new Set([
   'SAFETY',
   'RECITATION',

@@ -20,6 +20,21 @@ const launch = () =>
     ]
   })
 
+/** The chat page, ready, with its errors (uncaught or logged) and the bodies it posts to /api/chat recorded. */
+async function openChatPage(browser: Browser, gw: TestGateway, pageErrors: string[], chatBodies: any[]): Promise<Page> {
+  const page = await browser.newPage()
+  page.on('pageerror', (err) => pageErrors.push(String(err)))
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') pageErrors.push(msg.text())
+  })
+  page.on('request', (request) => {
+    if (request.method() === 'POST' && request.url().endsWith('/api/chat')) chatBodies.push(JSON.parse(request.postData() ?? '{}'))
+  })
+  await page.goto(gw.url + '/')
+  await page.waitForSelector('#app[data-ready="true"]')
+  return page
+}
+
 describe.skipIf(lacks('the chat page suite', 'chromium'))('chat page in Chromium', () => {
   let gw: TestGateway
   let browser: Browser
@@ -30,16 +45,7 @@ describe.skipIf(lacks('the chat page suite', 'chromium'))('chat page in Chromium
   beforeAll(async () => {
     gw = await startGateway({ UPSTREAM_RETRIES: '0' })
     browser = await launch()
-    page = await browser.newPage()
-    page.on('pageerror', (err) => pageErrors.push(String(err)))
-    page.on('console', (msg) => {
-      if (msg.type() === 'error') pageErrors.push(msg.text())
-    })
-    page.on('request', (request) => {
-      if (request.method() === 'POST' && request.url().endsWith('/api/chat')) chatBodies.push(JSON.parse(request.postData() ?? '{}'))
-    })
-    await page.goto(gw.url + '/')
-    await page.waitForSelector('#app[data-ready="true"]')
+    page = await openChatPage(browser, gw, pageErrors, chatBodies)
   })
   afterAll(async () => {
     await browser?.close()
@@ -171,13 +177,7 @@ describe.skipIf(lacks('the thinking and tools page suite', 'chromium'))('thinkin
   beforeAll(async () => {
     gw = await startGateway({ UPSTREAM_RETRIES: '0' })
     browser = await launch()
-    page = await browser.newPage()
-    page.on('pageerror', (err) => pageErrors.push(String(err)))
-    page.on('request', (request) => {
-      if (request.method() === 'POST' && request.url().endsWith('/api/chat')) chatBodies.push(JSON.parse(request.postData() ?? '{}'))
-    })
-    await page.goto(gw.url + '/')
-    await page.waitForSelector('#app[data-ready="true"]')
+    page = await openChatPage(browser, gw, pageErrors, chatBodies)
   })
   afterAll(async () => {
     await browser?.close()

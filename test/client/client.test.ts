@@ -80,6 +80,30 @@ describe('client', () => {
 
 const urlOf = (input: string | URL | Request) => (typeof input === 'string' ? input : input instanceof URL ? input.href : input.url)
 
+/** The response with its body broken (as a dropped connection breaks it) once event `id` has passed. */
+function cutAfter(res: Response, source: ReadableStream<Uint8Array>, id: number): Response {
+  const reader = source.getReader()
+  const decoder = new TextDecoder()
+  const marker = new RegExp(`^id: ${id}$`, 'm')
+  let seen = ''
+  const body = new ReadableStream<Uint8Array>({
+    async pull(ctrl) {
+      const { done, value } = await reader.read()
+      if (done) {
+        ctrl.close()
+        return
+      }
+      seen += decoder.decode(value, { stream: true })
+      ctrl.enqueue(value)
+      if (marker.test(seen)) {
+        await reader.cancel()
+        ctrl.error(new TypeError('terminated'))
+      }
+    }
+  })
+  return new Response(body, { status: res.status, headers: res.headers })
+}
+
 describe('client: thoughts and tool calls', () => {
   let gw: TestGateway
   beforeAll(async () => {
@@ -133,25 +157,7 @@ describe('client: thoughts and tool calls', () => {
       const res = await fetch(input, init)
       if (cut || urlOf(input).includes('/api/chat/streams/') || !res.body) return res
       cut = true
-      const reader = res.body.getReader()
-      let seen = ''
-      const decoder = new TextDecoder()
-      const body = new ReadableStream<Uint8Array>({
-        async pull(ctrl) {
-          const { done, value } = await reader.read()
-          if (done) {
-            ctrl.close()
-            return
-          }
-          seen += decoder.decode(value, { stream: true })
-          ctrl.enqueue(value)
-          if (/^id: 2$/m.test(seen)) {
-            await reader.cancel()
-            ctrl.error(new TypeError('terminated'))
-          }
-        }
-      })
-      return new Response(body, { status: res.status, headers: res.headers })
+      return cutAfter(res, res.body, 2)
     }
     const resumed = await chatText({ ...options, fetch: flaky, resume: { backoffMs: 10 } })
     expect(resumed.events.map((e) => e.type)).toEqual(reference.events.map((e) => e.type))
@@ -183,25 +189,7 @@ describe('client resume', () => {
       }
       if (cut || !res.body) return res
       cut = true
-      let text = ''
-      const decoder = new TextDecoder()
-      const reader = res.body.getReader()
-      const body = new ReadableStream<Uint8Array>({
-        async pull(ctrl) {
-          const { done, value } = await reader.read()
-          if (done) {
-            ctrl.close()
-            return
-          }
-          text += decoder.decode(value, { stream: true })
-          ctrl.enqueue(value)
-          if (/^id: 4$/m.test(text)) {
-            await reader.cancel()
-            ctrl.error(new TypeError('terminated'))
-          }
-        }
-      })
-      return new Response(body, { status: res.status, headers: res.headers })
+      return cutAfter(res, res.body, 4)
     }
     const resumed = await chatText({
       baseUrl: gw.url,
