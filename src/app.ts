@@ -10,6 +10,7 @@ import swaggerUi from '@fastify/swagger-ui'
 import type { FastifyInstance } from 'fastify'
 import type { Config } from './config.js'
 import { installErrorHandler } from './error-handler.js'
+import { installJsonParser } from './json-body.js'
 import { Dispatcher } from './chat/dispatch.js'
 import { Heartbeats } from './chat/sse-writer.js'
 import { Lifecycle } from './lifecycle.js'
@@ -29,7 +30,7 @@ import { TURN_LOGGED } from './chat/turn.js'
 import { resumeRoutes } from './routes/resume.js'
 import { pageRoutes } from './routes/page.js'
 import { openAiRoutes } from './routes/openai.js'
-import { installSecurity, StreamCaps } from './security.js'
+import { installSecurity, publicRoutes, StreamCaps } from './security.js'
 import { healthRoutes } from './routes/health.js'
 import { metricsRoutes } from './routes/metrics.js'
 
@@ -90,6 +91,7 @@ async function app(fastify: FastifyInstance, { config, baseUrl }: AppOptions): P
   installErrorHandler(fastify, (code) => metrics.admissionRefused.inc({ code }))
   // Every body is JSON: Fastify's own text/plain parser would turn a text body into a 400 instead of a 415.
   fastify.removeContentTypeParser('text/plain')
+  installJsonParser(fastify)
   fastify.decorateRequest('outcome', undefined)
   // The one log line of a request that was answered normally or refused; a chat turn logs its own when it ends.
   // Probes and scrapes arrive every few seconds from every balancer: debug, not info.
@@ -130,8 +132,13 @@ async function app(fastify: FastifyInstance, { config, baseUrl }: AppOptions): P
       components: { schemas: {} }
     }
   })
-  await fastify.register(swaggerUi, { routePrefix: '/docs' })
-  fastify.get('/openapi.json', { schema: { hide: true } }, async () => fastify.swagger())
+  // The page, its files and the API description need no key: a browser loads them before it has one.
+  await fastify.register(async (open) => {
+    publicRoutes(open)
+    await open.register(swaggerUi, { routePrefix: '/docs' })
+    open.get('/openapi.json', { schema: { hide: true } }, async () => fastify.swagger())
+    await open.register(pageRoutes)
+  })
 
   await fastify.register(healthRoutes, { config, runner, lifecycle, redis })
   await fastify.register(metricsRoutes, { metrics })
@@ -139,7 +146,6 @@ async function app(fastify: FastifyInstance, { config, baseUrl }: AppOptions): P
   await fastify.register(chatRoutes, turnDeps)
   await fastify.register(openAiRoutes, turnDeps)
   await fastify.register(resumeRoutes, { config, streamLog, heartbeats, lifecycle })
-  await fastify.register(pageRoutes)
 }
 
 const redisOptions = (url: string, config: Config) => ({ url, mode: config.REDIS_MODE, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS })

@@ -81,6 +81,7 @@ export const envProperties = {
   SESSION_MAX_TURNS: Int(100, 2, 10_000, 'turns kept per session (oldest dropped)'),
   HISTORY_MAX_TURNS: Int(100, 1, 10_000, 'turns accepted in a stateless history'),
   BODY_LIMIT_BYTES: Int(1 << 20, 1_024, 64 << 20, 'largest request body'),
+  REQUEST_TIMEOUT_MS: Int(30_000, 1_000, 3_600_000, 'longest time to receive a whole request, headers and body (408 request_timeout)'),
 
   UPSTREAM_RPM: OptionalInt(1, 100_000_000, 'upstream requests per minute, all replicas together (unset: no limit)'),
   UPSTREAM_TPM: OptionalInt(1, 10_000_000_000, 'upstream input tokens per minute, all replicas together (unset: no limit)'),

@@ -1,12 +1,34 @@
 // Every refusal carries a registry code and its status, in the body shape of the route's dialect:
 // `{"error":{"code","message"}}`, or OpenAI's `{"error":{"message","type","code"}}` under /v1/.
-// Nothing internal (stack, class, file) ever reaches a client.
-import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify'
+// Nothing internal (stack, class, file) ever reaches a client. That holds for the refusals Fastify
+// and Node's HTTP parser make before any route runs too: a bad %-escape (frameworkErrors), and a
+// malformed request, oversized headers or a body that never finished (clientErrorHandler).
+import type { Socket } from 'node:net'
+import type { ServerResponse } from 'node:http'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify'
 import { GatewayError, errorCodes, type ErrorCode } from './errors.js'
 import { openAiError } from './wire/openai-events.js'
 
 const gatewayError = (code: ErrorCode, message: string) => ({ error: { code, message } })
-const bodyFor = (request: FastifyRequest) => (request.url.startsWith('/v1/') ? openAiError : gatewayError)
+
+/**
+ * The path as the router reads it: the route that matched, else the target with an absolute-form
+ * origin dropped and %XX decoded, so that `/%76%31/x` answers in the dialect of `/v1/x`.
+ */
+export function routerPath(request: Pick<FastifyRequest, 'url' | 'routeOptions'>): string {
+  return request.routeOptions.url ?? decodedPath(request.url)
+}
+
+function decodedPath(target: string): string {
+  const path = (target.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/]*/i, '').split('?', 1)[0] ?? '') || '/'
+  try {
+    return decodeURIComponent(path)
+  } catch {
+    return path
+  }
+}
+
+const bodyForPath = (path: string) => (path.startsWith('/v1/') ? openAiError : gatewayError)
 
 // Fastify's own errors that are the client's fault.
 const fastifyCodes: Record<string, ErrorCode> = {
@@ -15,7 +37,14 @@ const fastifyCodes: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'bad_request',
   FST_ERR_CTP_EMPTY_JSON_BODY: 'bad_request',
   FST_ERR_CTP_INVALID_JSON_BODY: 'bad_request',
-  FST_ERR_VALIDATION: 'bad_request'
+  FST_ERR_VALIDATION: 'bad_request',
+  FST_ERR_BAD_URL: 'bad_request',
+  FST_ERR_MAX_PARAM_LENGTH: 'bad_request'
+}
+
+function refuse(request: FastifyRequest, reply: FastifyReply, code: ErrorCode, message: string) {
+  request.outcome = code
+  return reply.status(errorCodes[code].status).send(bodyForPath(routerPath(request))(code, message))
 }
 
 export function installErrorHandler(fastify: FastifyInstance, onRefused: (code: ErrorCode) => void): void {
@@ -42,14 +71,46 @@ export function installErrorHandler(fastify: FastifyInstance, onRefused: (code: 
       message = errorCodes.internal_error.message
     }
     onRefused(code)
-    request.outcome = code
-    return reply.status(errorCodes[code].status).send(bodyFor(request)(code, message))
+    return refuse(request, reply, code, message)
   })
 
-  fastify.setNotFoundHandler((request, reply) => {
-    request.outcome = 'not_found'
-    return reply.status(404).send(bodyFor(request)('not_found', `No route ${request.method} ${request.url.split('?')[0]}.`))
-  })
+  fastify.setNotFoundHandler((request, reply) =>
+    refuse(request, reply, 'not_found', `No route ${request.method} ${decodedPath(request.url).slice(0, 200)}.`)
+  )
+}
+
+/** Fastify's refusals before routing (a bad %-escape, a route parameter over maxParamLength). */
+export const frameworkErrors: NonNullable<FastifyServerOptions['frameworkErrors']> = (err, request, reply) => {
+  void refuse(request, reply, fastifyCodes[err.code] ?? 'bad_request', 'The request target is not a valid URL.')
+}
+
+/**
+ * Refusals of Node's HTTP parser, which no route sees: written on the socket as the HTTP server
+ * itself would, in the registry's shape (OpenAI's when the request line names /v1/), then closed.
+ */
+export function clientErrorHandler(error: Error, socket: Socket): void {
+  // Node's parser errors carry the bytes it read (Fastify's type for them is off).
+  const err = error as NodeJS.ErrnoException & { rawPacket?: Buffer }
+  if (err.code === 'ECONNRESET' || socket.destroyed) return
+  const code: ErrorCode =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'request_timeout' : err.code === 'HPE_HEADER_OVERFLOW' ? 'headers_too_large' : 'bad_request'
+  // As Node does: answer only when nothing of an in-flight response was written yet.
+  const inFlight = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage
+  if (socket.writable && !inFlight?.headersSent) {
+    const target = inFlight?.req.url ?? requestTarget(err.rawPacket)
+    const body = JSON.stringify(bodyForPath(decodedPath(target))(code, errorCodes[code].message))
+    socket.write(
+      `HTTP/1.1 ${errorCodes[code].status} ${code}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
+    )
+  }
+  socket.destroy()
+}
+
+/** The target of the request line, when the parser got that far. */
+function requestTarget(raw: Buffer | undefined): string {
+  const line = raw?.subarray(0, 8_192).toString('latin1').split('\r\n', 1)[0] ?? ''
+  return line.split(' ')[1] ?? '/'
 }
 
 /** "body/message must NOT have more than 32000 characters", naming an unknown field when that is the fault. */

@@ -16,11 +16,13 @@ export interface HealthOptions {
 }
 
 export const healthRoutes: FastifyPluginAsync<HealthOptions> = async (fastify, { config, runner, lifecycle, redis }) => {
-  fastify.get('/healthz', { schema: { summary: 'Liveness: the process is alive' } }, async () => ({ status: 'ok' }))
+  fastify.get('/healthz', { config: { access: 'health' }, schema: { summary: 'Liveness: the process is alive' } }, async () => ({
+    status: 'ok'
+  }))
 
   fastify.get(
     '/readyz',
-    { schema: { summary: 'Readiness: workers up and not draining (Redis reported, not required)' } },
+    { config: { access: 'health' }, schema: { summary: 'Readiness: workers up and not draining (Redis reported, not required)' } },
     async (_request, reply) => {
       const workers = runner.size
       const redisUp = redis?.up
