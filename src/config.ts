@@ -45,7 +45,7 @@ export const envProperties = {
       description: 'a JSON file of deployments (gemini, vertex, openai) and fallbacks (unset: one per allowed model)'
     })
   ),
-  UPSTREAM_COOLDOWN_MS: Int(5_000, 0, 3_600_000, 'how long a deployment that failed (5xx, refused, a 429 with no delay) is skipped'),
+  UPSTREAM_COOLDOWN_MS: Int(5_000, 0, 3_600_000, 'how long a deployment is skipped: unreachable, a 429 with no delay, or 3 failed turns'),
   UPSTREAM_READER: Type.Union([Type.Literal('gateway'), Type.Literal('sdk')], {
     default: 'gateway',
     description: "who parses Gemini's event stream (sdk: the SDK's own reader, about 3x the CPU per chunk)"

@@ -36,9 +36,18 @@ export function createMetrics(runner: TaskRunner, deploymentIds: readonly string
       this.set(Number.isFinite(runner.capacity) ? Math.min(1, runner.inflight / runner.capacity) : 0)
     }
   })
+  // Counted from the pool's own record of threads that died (runner.ts), one per thread however many
+  // turns it failed, never for one retired idle or closed.
   const workerRestarts = new Counter({
     name: 'gateway_worker_restarts_total',
     help: 'Workers replaced, by cause',
+    labelNames: ['cause'],
+    ...r
+  })
+  runner.on('workerDied', (_threadId: number, cause: string) => workerRestarts.inc({ cause }))
+  const workerFaults = new Counter({
+    name: 'gateway_worker_faults_total',
+    help: 'Turn attempts a worker fault ended (retried or not), by cause',
     labelNames: ['cause'],
     ...r
   })
@@ -112,9 +121,6 @@ export function createMetrics(runner: TaskRunner, deploymentIds: readonly string
     deploymentHeadroom.set({ deployment: id }, 1)
   }
 
-  // A crashed worker fails all of its streams; count the worker once.
-  const countedThreads = new Set<number>()
-
   const redisUp = new Gauge({
     name: 'gateway_redis_up',
     help: 'Whether the shared Redis answers (1) or not (0); absent without REDIS_URL',
@@ -159,13 +165,9 @@ export function createMetrics(runner: TaskRunner, deploymentIds: readonly string
       deploymentTokens.inc({ deployment: id, direction: 'out' }, usage.outputTokens)
       if (usage.thoughtTokens) deploymentTokens.inc({ deployment: id, direction: 'thought' }, usage.thoughtTokens)
     },
-    workerFault(cause: string, threadId: number | undefined) {
-      if (threadId !== undefined) {
-        if (countedThreads.has(threadId)) return
-        countedThreads.add(threadId)
-        setTimeout(() => countedThreads.delete(threadId), 60_000).unref()
-      }
-      workerRestarts.inc({ cause })
+    /** A turn's attempt ended by a worker fault; the worker's own death is counted once, from the runner. */
+    workerFault(cause: string, _threadId?: number) {
+      workerFaults.inc({ cause })
     }
   }
 }

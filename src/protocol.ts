@@ -187,6 +187,8 @@ export interface ErrorMessage {
   usage?: Usage
   /** The deployment failed before the client saw anything (ChatTask.alternatives): the front may send the turn elsewhere. */
   reroute?: boolean
+  /** With reroute: the provider never answered (refused, reset or timed out connection), evidence about the deployment itself. */
+  unreachable?: boolean
 }
 
 /** A string is one or more complete SSE events (chunk, thought, tool_call), framed by the worker. */

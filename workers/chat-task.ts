@@ -195,7 +195,7 @@ export function createChatTask(settings: WorkerSettings): (task: ChatTask) => Pr
         // Retried only while the client has seen nothing of this attempt.
         // Nothing reached the client and another deployment could serve it: the front routes the turn on.
         if (stream.events === 0 && task.alternatives && (failure.transient || failure.error.code === 'upstream_rate_limited')) {
-          return { ...errorMessage(failure.error, usage), reroute: true }
+          return { ...errorMessage(failure.error, usage), reroute: true, ...(failure.unreachable ? { unreachable: true } : {}) }
         }
         const wait = stream.events === 0 && attempt < settings.upstreamRetries ? retryDelay(failure, attempt) : undefined
         if (wait === undefined || Date.now() + wait >= firstTokenBy) return errorMessage(failure.error, usage)

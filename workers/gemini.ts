@@ -29,15 +29,24 @@ import type { Content, DeploymentSettings, Part, UpstreamRequest, WorkerSettings
 import { isGatewayCallId } from '../src/wire/tool-call-id.js'
 import { PartReader, type UpstreamPiece } from './gemini-parts.js'
 import { serviceAccountClient } from './google-auth.js'
-import { statusFailure, transportFailure, type Upstream, type UpstreamFailure } from './upstream.js'
+import { SHAPES_ONLY, type Redactor } from '../src/wire/redact.js'
+import { statusFailure, transportFailure, unanswered, type Upstream, type UpstreamFailure } from './upstream.js'
 
 /** One event larger than this is not a Gemini chunk; it ends the stream as upstream_error. */
 const MAX_EVENT_CHARS = 16 << 20
 const CLOUD_PLATFORM = 'https://www.googleapis.com/auth/cloud-platform'
 const USER_AGENT = `gemini-stream-gateway gl-node/${process.version}`
 
-export function createGeminiUpstream(deployment: DeploymentSettings, upstreamReader: WorkerSettings['upstreamReader']): Upstream {
-  return { stream: upstreamReader === 'sdk' ? sdkStream(deployment) : gatewayStream(deployment), classify: classifyUpstreamError }
+/** `redactor`: the worker's secrets, kept out of the provider text an error relays (it learns Vertex's access tokens here). */
+export function createGeminiUpstream(
+  deployment: DeploymentSettings,
+  upstreamReader: WorkerSettings['upstreamReader'],
+  redactor: Redactor = SHAPES_ONLY
+): Upstream {
+  return {
+    stream: upstreamReader === 'sdk' ? sdkStream(deployment) : gatewayStream(deployment, redactor),
+    classify: (err) => classifyUpstreamError(err, redactor)
+  }
 }
 
 /** A Vertex deployment's credentials: its key file's service account, or Application Default Credentials. */
@@ -63,7 +72,7 @@ function endpointOf({ provider, apiKey, baseUrl, project, location, model }: Dep
   }
 }
 
-function gatewayStream(deployment: DeploymentSettings): Upstream['stream'] {
+function gatewayStream(deployment: DeploymentSettings, redactor: Redactor): Upstream['stream'] {
   const endpoint = endpointOf(deployment)
   const auth = deployment.provider === 'vertex' ? authClientOf(deployment.credentialsFile) : undefined
   // The chat task owns every deadline (first token, idle, total), so the transport sets none.
@@ -71,13 +80,14 @@ function gatewayStream(deployment: DeploymentSettings): Upstream['stream'] {
   return async function* stream(request, signal) {
     // The token is cached by the auth client and refreshed before it expires: no exchange per turn.
     const authorization = auth ? (await auth.getRequestHeaders()).get('authorization') : null
+    if (authorization) redactor.mint(authorization.replace(/^Bearer\s+/i, ''))
     const response = await httpRequest(endpoint.url, {
       method: 'POST',
       headers: authorization ? { ...endpoint.headers, authorization } : endpoint.headers,
       body: JSON.stringify(wireBody(request)),
       signal,
       dispatcher
-    })
+    }).catch(unanswered)
     const type = String(response.headers['content-type'] ?? '')
     if (response.statusCode !== 200) {
       // The SDK's own error, so that both readers classify it alike (the message is the JSON body).
@@ -252,10 +262,10 @@ function parseChunk(json: string): StreamChunk {
   return chunk
 }
 
-export function classifyUpstreamError(err: unknown): UpstreamFailure {
+export function classifyUpstreamError(err: unknown, redactor: Redactor = SHAPES_ONLY): UpstreamFailure {
   if (!(err instanceof ApiError)) return transportFailure(err)
   const parsed = parseErrorBody(err.message)
-  return statusFailure(err.status, parsed?.message, parsed?.retryAfterMs)
+  return statusFailure(err.status, parsed?.message, parsed?.retryAfterMs, redactor)
 }
 
 interface ErrorBody {

@@ -11,7 +11,8 @@ import { createParser } from 'eventsource-parser'
 import { Agent, request as httpRequest } from 'undici'
 import type { Content, DeploymentSettings, Part, UpstreamRequest, Usage } from '../src/protocol.js'
 import type { UpstreamPiece } from './gemini-parts.js'
-import { statusFailure, transportFailure, type Upstream, type UpstreamFailure } from './upstream.js'
+import { SHAPES_ONLY, type Redactor } from '../src/wire/redact.js'
+import { statusFailure, transportFailure, unanswered, type Upstream, type UpstreamFailure } from './upstream.js'
 
 /** One event larger than this is not a chat-completion chunk. */
 const MAX_EVENT_CHARS = 16 << 20
@@ -36,18 +37,19 @@ function retryAfterMs(header: string | string[] | undefined): number | undefined
   return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now())
 }
 
+/** The provider's message, or the body itself when it is not JSON (statusFailure redacts and cuts it). */
 const errorMessage = (body: string): string | undefined => {
   try {
     const parsed = JSON.parse(body) as { error?: { message?: unknown } | string; message?: unknown }
     const message = typeof parsed.error === 'string' ? parsed.error : (parsed.error?.message ?? parsed.message)
     return typeof message === 'string' ? message : undefined
   } catch {
-    return body.slice(0, 300) || undefined
+    return body || undefined
   }
 }
 
-function classify(err: unknown): UpstreamFailure {
-  if (err instanceof OpenAiStatusError) return statusFailure(err.status, err.message, err.retryAfterMs)
+function classify(err: unknown, redactor: Redactor): UpstreamFailure {
+  if (err instanceof OpenAiStatusError) return statusFailure(err.status, err.message, err.retryAfterMs, redactor)
   return transportFailure(err)
 }
 
@@ -208,7 +210,8 @@ function usageOf(usage: NonNullable<Chunk['usage']>): Usage {
   }
 }
 
-export function createOpenAiUpstream(deployment: DeploymentSettings): Upstream {
+/** `redactor`: the worker's secrets, kept out of the provider text an error relays. */
+export function createOpenAiUpstream(deployment: DeploymentSettings, redactor: Redactor = SHAPES_ONLY): Upstream {
   // The chat task owns every deadline (first token, idle, total), so the transport sets none.
   const dispatcher = new Agent({ headersTimeout: 0, bodyTimeout: 0 })
   const url = `${(deployment.baseUrl ?? '').replace(/\/+$/, '')}/chat/completions`
@@ -225,7 +228,7 @@ export function createOpenAiUpstream(deployment: DeploymentSettings): Upstream {
       body: JSON.stringify(bodyOf(request, deployment.model)),
       signal,
       dispatcher
-    })
+    }).catch(unanswered)
     if (res.statusCode !== 200) {
       const body = await res.body.text()
       throw new OpenAiStatusError(res.statusCode, errorMessage(body) ?? '', retryAfterMs(res.headers['retry-after']))
@@ -265,5 +268,5 @@ export function createOpenAiUpstream(deployment: DeploymentSettings): Upstream {
     if (rest.length > 0) yield { parts: rest, thought: '' }
   }
 
-  return { stream, classify }
+  return { stream, classify: (err) => classify(err, redactor) }
 }

@@ -1,7 +1,9 @@
 // Hands a chat turn to a worker and relays what comes back. Owns the worker-fault policy:
 // a fault becomes one error event, and a turn that had sent no chunk yet is retried once, in the
-// quarantine pool (it may be the turn that caused the fault). A deployment that failed before the
-// first event (the worker says `reroute`) is replaced by the one `events.reroute` names, if any.
+// quarantine pool (it may be the turn that caused the fault). A task that never reached a worker
+// (it could not be handed over) is no worker fault: it ends with internal_error, unretried. A
+// deployment that failed before the first event (the worker says `reroute`) is replaced by the one
+// `events.reroute` names, if any.
 //
 //   start() ─▶ MessageChannel ─▶ runner.run({port2}) ─▶ worker
 //                  port1 ◀── string | start | hb | retry | done | error
@@ -12,7 +14,7 @@ import { MessageChannel, type MessagePort } from 'node:worker_threads'
 import type { ChatTask, DoneMessage, WireError, WorkerMessage } from '../protocol.js'
 import type { ErrorCode } from '../errors.js'
 import { wireError } from '../wire/error-event.js'
-import type { TaskRunner } from '../pool/runner.js'
+import { WorkerDied, type TaskRunner } from '../pool/runner.js'
 import type { Watchdog, Watched } from '../pool/watchdog.js'
 
 export interface StreamEvents {
@@ -22,8 +24,11 @@ export interface StreamEvents {
   answer(): void
   /** A retry before the first chunk: an upstream fault retried by the worker, or a worker fault retried here. */
   retry(code: ErrorCode, retryAfterMs?: number): void
-  /** The deployment failed before the first event: the one to try next, or undefined (then `error` follows). */
-  reroute(error: WireError): Promise<Pick<ChatTask, 'deployment' | 'alternatives'> | undefined>
+  /**
+   * The deployment failed before the first event (`unreachable`: it never answered): the one to try
+   * next, or undefined (then `error` follows).
+   */
+  reroute(error: WireError, unreachable: boolean): Promise<Pick<ChatTask, 'deployment' | 'alternatives'> | undefined>
   /** Exactly one of `done` and `error`, last. */
   done(message: DoneMessage): void
   error(error: WireError): void
@@ -69,8 +74,8 @@ export class Dispatcher {
       this.watchdog?.unwatch(watched)
     }
 
-    const rerouted = async (error: WireError) => {
-      const next = await events.reroute(error).catch(() => undefined)
+    const rerouted = async (error: WireError, unreachable: boolean) => {
+      const next = await events.reroute(error, unreachable).catch(() => undefined)
       if (ended) return
       if (!next) {
         end()
@@ -95,8 +100,18 @@ export class Dispatcher {
         settled = true
         this.watchdog?.unwatch(watched)
         current.close()
-        const code = this.classify(err, threadId)
-        this.onFault(code, threadId)
+        // Piscina rejects every task of a dead worker, those it had not started yet too (no `start` came).
+        const death = err instanceof WorkerDied ? err : undefined
+        const thread = death?.threadId ?? threadId
+        if (thread === undefined) {
+          // No worker took it: it could not be handed over (a structured-clone failure). Not a worker's
+          // fault, and a retry would fail alike.
+          end()
+          events.error(wireError('internal_error'))
+          return
+        }
+        const code = death?.death ?? this.classify(err, thread)
+        this.onFault(code, thread)
         if (!chunked && ++faults === 1) {
           events.retry(code)
           launch(true)
@@ -134,7 +149,7 @@ export class Dispatcher {
           case 'error':
             settled = true
             if (message.reroute && !chunked) {
-              void rerouted(message.error)
+              void rerouted(message.error, message.unreachable === true)
               break
             }
             end()
@@ -162,6 +177,7 @@ export class Dispatcher {
     }
   }
 
+  /** A task that failed on a worker that did not die: the watchdog's verdict, or what the rejection says. */
   private classify(err: unknown, threadId: number | undefined): FaultCode {
     if (this.watchdog?.wasStalled(threadId)) return 'worker_stalled'
     if ((err as { code?: string } | null)?.code === 'ERR_WORKER_OUT_OF_MEMORY') return 'worker_out_of_memory'

@@ -12,6 +12,7 @@ import type { StreamLog } from '../resume/stream-log.js'
 import type { SessionStore } from '../sessions/store.js'
 import type { StreamCaps } from '../security.js'
 import { wireError } from '../wire/error-event.js'
+import { configRedactor, redactedError } from '../wire/redact.js'
 import { lastIdOf } from '../wire/ids.js'
 import type { Dispatcher, StreamHandle } from './dispatch.js'
 import { openSink, type TurnDialect } from './sinks.js'
@@ -144,10 +145,11 @@ export function runTurn(deps: TurnDeps, req: FastifyRequest, reply: FastifyReply
         if (code === 'upstream_rate_limited')
           router.failed(route.deployment, wireError(code, undefined, retryAfterMs ? { retryAfterMs } : {}))
       },
-      reroute: async (error) => {
+      reroute: async (error, unreachable) => {
         retries++
         metrics.retried(error.code)
-        router.failed(route.deployment, error)
+        // What the failure says about the deployment: one turn's 5xx alone cools nothing (routing/failures.ts).
+        router.failed(route.deployment, error, { request: spec.request, unreachable })
         tried.push(route.deployment.id)
         const next = await router.reroute(spec.request.model, spec.tokens, tried)
         if (!next) return undefined
@@ -157,12 +159,14 @@ export function runTurn(deps: TurnDeps, req: FastifyRequest, reply: FastifyReply
       done: (message: DoneMessage) => {
         if (sessionId && message.content) void sessions.commit(sessionId, [spec.user, message.content])
         metrics.deploymentUsage(route.deployment.id, message.usage)
+        router.succeeded(route.deployment)
         end(sink.done(message), 'done', message.usage)
       },
       error: (error) => {
         if (error.code === 'upstream_rate_limited') router.failed(route.deployment, error)
         release()
-        end(sink.error(error), error.code)
+        // The worker redacted the provider's text already; this is the last line of defence.
+        end(sink.error(redactedError(error, configRedactor(config))), error.code)
       }
     }
   )

@@ -3,8 +3,29 @@
 import { EventEmitter } from 'node:events'
 import { Piscina } from 'piscina'
 import type { Config } from '../config.js'
+import type { ErrorCode } from '../errors.js'
 import type { ChatTask, WorkerSettings } from '../protocol.js'
 
+/** How a worker thread ended unasked. */
+export type WorkerDeathCause = Extract<ErrorCode, 'worker_crashed' | 'worker_stalled' | 'worker_out_of_memory'>
+
+/** A task's rejection because the worker thread it was handed to died, whether or not the task had started there. */
+export class WorkerDied extends Error {
+  constructor(
+    readonly threadId: number,
+    readonly death: WorkerDeathCause,
+    cause: unknown
+  ) {
+    super(`worker thread ${threadId} died (${death})`, { cause })
+  }
+}
+
+/**
+ * Runs chat tasks. Emits `workerDied(threadId, cause)` once per worker thread that ended unasked
+ * (threw, exited, ran out of heap, or was terminated by the watchdog), never for one Piscina retired
+ * or closed. A task whose worker died rejects with WorkerDied; any other rejection (the task could
+ * not be handed to a worker at all, a structured-clone failure for instance) is the error itself.
+ */
 export interface TaskRunner extends EventEmitter {
   /**
    * `isolated`: a retry after a worker fault runs in a separate quarantine pool, so that a turn
@@ -35,7 +56,8 @@ export function workerSettings(config: Config, baseUrl: string | undefined): Wor
       id,
       provider,
       model,
-      ...(config.useSimulator ? { baseUrl: url ?? baseUrl, apiKey: 'simulator' } : { baseUrl: url, apiKey }),
+      // A placeholder key (the SDK reader insists on one), short and unlike any word an error would hold.
+      ...(config.useSimulator ? { baseUrl: url ?? baseUrl, apiKey: 'sim-key' } : { baseUrl: url, apiKey }),
       ...(project ? { project } : {}),
       ...(location ? { location } : {}),
       ...(credentialsFile ? { credentialsFile } : {})
@@ -61,8 +83,23 @@ class Counted extends EventEmitter {
   }
 }
 
+/** What Piscina's `workerCreate` hands over (its PiscinaWorker). */
+interface PooledWorker {
+  readonly id: number
+  readonly destroyed: boolean
+}
+
 class PoolRunner extends Counted implements TaskRunner {
   readonly capacity: number
+  /** Threads this runner terminated (the watchdog found them stuck): their end is a stall. */
+  private readonly terminated = new Set<number>()
+  /**
+   * The worker whose death is being handled in this turn of the event loop. Piscina rejects every
+   * task of a dead worker synchronously from the thread's own `error` or `exit` listener, which runs
+   * right after ours; so a rejection seen before the next macrotask is that worker's.
+   */
+  private dying: { threadId: number; cause: WorkerDeathCause } | undefined
+  private closing = false
   private readonly pool: Piscina
   /**
    * Where retries after a worker fault run, on threads started on demand: a turn that kills its
@@ -102,12 +139,53 @@ class PoolRunner extends Counted implements TaskRunner {
     for (const pool of [this.pool, this.quarantine]) {
       // Without a listener, an error thrown after a worker's tasks settled would crash this process.
       pool.on('error', (err) => this.emit('error', err))
+      pool.on('workerCreate', (worker: PooledWorker) => this.watchDeath(pool, worker))
     }
   }
 
   run(task: ChatTask, isolated = false): Promise<void> {
     // The task reports over its port; its own result is nothing.
-    return this.count((isolated ? this.quarantine : this.pool).run(task, { transferList: [task.port] }).then(() => undefined))
+    const run = (isolated ? this.quarantine : this.pool).run(task, { transferList: [task.port] })
+    return this.count(
+      run.then(
+        () => undefined,
+        (err: unknown) => {
+          throw this.dying ? new WorkerDied(this.dying.threadId, this.dying.cause, err) : err
+        }
+      )
+    )
+  }
+
+  /**
+   * One `workerDied` per thread that ends unasked. The thread's own events say how: `error` (an
+   * uncaught exception, or ERR_WORKER_OUT_OF_MEMORY), or `exit` without Piscina having destroyed it
+   * first (process.exit, or this runner's terminate). Piscina retires idle threads and closes pools
+   * by destroying them, which marks them `destroyed` before they exit: not a death.
+   */
+  private watchDeath(pool: Piscina, worker: PooledWorker): void {
+    // Read now: a thread's threadId reads -1 once it has stopped.
+    const threadId = worker.id
+    const thread = pool.threads.find((t) => t.threadId === threadId)
+    if (!thread) return
+    let dead = false
+    const died = (cause: WorkerDeathCause) => {
+      if (dead || this.closing) return
+      dead = true
+      this.dying = { threadId, cause }
+      setImmediate(() => {
+        if (this.dying?.threadId === threadId) this.dying = undefined
+      })
+      this.terminated.delete(threadId)
+      this.emit('workerDied', threadId, cause)
+    }
+    // Prepended, so that they run before Piscina's own listeners reject the thread's tasks.
+    thread.prependListener('error', (err: unknown) => {
+      died((err as { code?: string } | null)?.code === 'ERR_WORKER_OUT_OF_MEMORY' ? 'worker_out_of_memory' : 'worker_crashed')
+    })
+    thread.prependListener('exit', () => {
+      if (this.terminated.has(threadId)) died('worker_stalled')
+      else if (!worker.destroyed) died('worker_crashed')
+    })
   }
 
   get size(): number {
@@ -117,11 +195,13 @@ class PoolRunner extends Counted implements TaskRunner {
   terminate(threadId: number): boolean {
     const thread = [...this.pool.threads, ...this.quarantine.threads].find((t) => t.threadId === threadId)
     if (!thread) return false
+    this.terminated.add(threadId)
     thread.terminate().catch(() => {}) // it is ending either way; Piscina replaces it
     return true
   }
 
   async close(): Promise<void> {
+    this.closing = true
     await Promise.all([this.pool.close({ force: true }), this.quarantine.close({ force: true })])
   }
 }

@@ -6,9 +6,12 @@
 // refused 429 rate_limited with Retry-After set to that moment.
 //
 //   admission ─▶ acquire(alias) ──▶ Route{deployment, alternatives} ─▶ the worker calls it
-//   worker: 429/5xx/refused before any event, with alternatives ─▶ failed() cools it ─▶ reroute() ─▶ next
+//   worker: 429/5xx/refused before any event, with alternatives ─▶ failed() ─▶ reroute() ─▶ next
+//   failed(): a 429 or an unreachable deployment cools it at once; a 5xx counts towards a cool-down
+//   (failures.ts: distinct turns, so that one turn's content cannot cool a deployment for everyone)
 //
 // Budgets (rpm, tpm) are shared by every replica (shared-budget.ts), cool-downs too (cooldowns.ts).
+import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Config } from '../config.js'
 import type { Metrics } from '../metrics.js'
@@ -18,6 +21,7 @@ import { RequestBudget } from '../quota/shared-budget.js'
 import type { SharedRedis } from '../shared/redis.js'
 import { Cooldowns } from './cooldowns.js'
 import type { Deployment } from './deployments.js'
+import { FailureWindow, turnFingerprint } from './failures.js'
 
 export interface Route {
   deployment: Deployment
@@ -32,9 +36,18 @@ interface Candidate {
 
 type Pick = { route: Route } | { soonestMs: number }
 
+/** What a failure says about its deployment, beyond its code. */
+export interface FailureEvidence {
+  /** The turn's upstream request: turns that fail alike on one deployment are told apart by it. */
+  request: unknown
+  /** The provider never answered (refused, reset or timed out connection). */
+  unreachable: boolean
+}
+
 export class Router {
   private readonly chains = new Map<string, Candidate[][]>()
   private readonly cooldowns: Cooldowns
+  private readonly failures = new FailureWindow()
 
   constructor(
     private readonly config: Config,
@@ -61,10 +74,28 @@ export class Router {
     }
   }
 
-  /** A deployment failed before the client saw anything: cool it down (for its 429's delay, or UPSTREAM_COOLDOWN_MS). */
-  failed(deployment: Deployment, error: WireError): void {
-    if (error.code === 'upstream_rate_limited') this.metrics.deploymentRateLimited(deployment.id)
-    this.cool(deployment, error.code === 'upstream_rate_limited' ? error.retryAfterMs : undefined)
+  /**
+   * A deployment failed a turn. A 429 cools it for its delay (or UPSTREAM_COOLDOWN_MS), an unreachable
+   * deployment for UPSTREAM_COOLDOWN_MS, at once; any other failure only once FAILURES_TO_COOL distinct
+   * turns failed there (failures.ts). Without evidence, a failure counts as a turn of its own.
+   */
+  failed(deployment: Deployment, error: WireError, evidence?: FailureEvidence): void {
+    if (error.code === 'upstream_rate_limited') {
+      this.metrics.deploymentRateLimited(deployment.id)
+      this.cool(deployment, error.retryAfterMs)
+      return
+    }
+    if (evidence?.unreachable) {
+      this.cool(deployment, undefined)
+      return
+    }
+    const turn = evidence ? turnFingerprint(evidence.request) : randomUUID()
+    if (this.failures.failed(deployment.id, turn)) this.cool(deployment, undefined)
+  }
+
+  /** The deployment served a turn: earlier failures there no longer count towards a cool-down. */
+  succeeded(deployment: Deployment): void {
+    this.failures.succeeded(deployment.id)
   }
 
   /** A 429's delay, from a retry or the end of a turn; no delay: UPSTREAM_COOLDOWN_MS. */

@@ -14,14 +14,18 @@ import { MAX_SIM_MS, MAX_SIM_TOKENS } from './options.js'
  * - `hang`: 200 headers, then silence until the client goes away
  * - `block`: one event with `promptFeedback.blockReason: "SAFETY"` and no candidates
  * - `safety`: half the chunks, then one with `finishReason: "SAFETY"` and no content
- * - `times=N`: status, fail-after, drop-after and hang apply only to the first N identical request bodies
+ * - `times=N`: status, fail-after, drop-after, hang, key-suspended and bad-key apply only to the first N identical request bodies
  * - `tools=a,b`: the reply is one functionCall part per named declared tool (parallel when several),
  *   unless the last turn answers earlier calls (then it is text)
  * - `think=N` (0–1000): N thought chunks before the answer when thinkingConfig.includeThoughts is set;
  *   their tokens are counted in thoughtsTokenCount either way
  * - `finish-every-chunk`: finishReason STOP on every chunk, as Gemini 1.x streamed
+ * - `key-suspended`: Gemini's 403 PERMISSION_DENIED for a suspended key, quoting the caller's key
+ *   (`Consumer 'api_key:…' has been suspended.`); on the OpenAI wire, the same message as a 403
+ * - `bad-key`: a refused key: Gemini's 400 API_KEY_INVALID, or on the OpenAI wire a 401 `invalid_api_key`
+ *   quoting the caller's key masked (`Incorrect API key provided: sk-abc1****wxyz`)
  *
- * Precedence: status, then hang, then block; among fail-after, drop-after and safety the earliest cut
+ * Precedence: key-suspended, then bad-key, then status, then hang, then block; among fail-after, drop-after and safety the earliest cut
  * wins. A cut at or past the end of the reply still replaces the last chunk's finishReason.
  */
 export interface Directives {
@@ -37,18 +41,23 @@ export interface Directives {
   block?: boolean
   safety?: boolean
   finishEveryChunk?: boolean
+  keySuspended?: boolean
+  badKey?: boolean
   think?: number
   tools?: string[]
 }
 
 const DIRECTIVE = /\[\[sim:([^\]]*)\]\]/g
 
-type NumericName = Exclude<keyof Directives, 'hang' | 'block' | 'safety' | 'finishEveryChunk' | 'tools'>
-const FLAGS = new Map<string, 'hang' | 'block' | 'safety' | 'finishEveryChunk'>([
+type FlagName = 'hang' | 'block' | 'safety' | 'finishEveryChunk' | 'keySuspended' | 'badKey'
+type NumericName = Exclude<keyof Directives, FlagName | 'tools'>
+const FLAGS = new Map<string, FlagName>([
   ['hang', 'hang'],
   ['block', 'block'],
   ['safety', 'safety'],
-  ['finish-every-chunk', 'finishEveryChunk']
+  ['finish-every-chunk', 'finishEveryChunk'],
+  ['key-suspended', 'keySuspended'],
+  ['bad-key', 'badKey']
 ])
 const TOOL_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/
 
@@ -101,4 +110,9 @@ export function parseDirectives(text: string): Directives {
 
 /** Whether the directives ask for a failure that `times=N` limits. */
 export const hasFailure = (d: Directives): boolean =>
-  d.status !== undefined || d.failAfter !== undefined || d.dropAfter !== undefined || d.hang === true
+  d.status !== undefined ||
+  d.failAfter !== undefined ||
+  d.dropAfter !== undefined ||
+  d.hang === true ||
+  d.keySuspended === true ||
+  d.badKey === true

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net'
 import { LISTEN_BACKLOG } from '../shared/listen.js'
 import { AttemptCounter } from './attempts.js'
+import { credentialRefusal } from './credentials.js'
 import { hasFailure, parseDirectives } from './directives.js'
 import { resolveSimulatorOptions, type SimulatorOptions } from './options.js'
 import { planReply } from './reply.js'
@@ -105,6 +106,8 @@ export async function startSimulator(options: StartSimulatorOptions = {}): Promi
     }
     const directives = parseDirectives(lastUserText(request))
     const failing = directives.times === undefined || !hasFailure(directives) || attempts.next(body) <= directives.times
+    const refusal = failing ? credentialRefusal(directives, wire.kind, caller) : undefined
+    if (refusal) return sendJson(res, refusal.status, refusal.body)
     const plan = planReply(request, directives, failing, config, model)
     if (plan.kind === 'error') return refuse(res, wire, plan.status, plan.body, directives.retryDelayMs ?? config.retryDelayMs)
     counts.started++
