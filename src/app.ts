@@ -18,7 +18,8 @@ import { createMetrics, type Metrics } from './metrics.js'
 import { createRunner, type TaskRunner } from './pool/runner.js'
 import { Watchdog } from './pool/watchdog.js'
 import { MemorySessionStore } from './sessions/memory-store.js'
-import { RedisSessionStore } from './sessions/redis-store.js'
+import { RedisSessionStore, SESSION_LEASE_MS } from './sessions/redis-store.js'
+import { sessionBytesBound } from './sessions/store.js'
 import { MemoryStreamLog } from './resume/memory-log.js'
 import { RedisStreamLog } from './resume/redis-log.js'
 import { SharedStreamLog } from './resume/shared-log.js'
@@ -74,11 +75,18 @@ async function app(fastify: FastifyInstance, { config, baseUrl }: AppOptions): P
     fastify.log.warn({ cause, threadId }, 'worker fault')
   })
   const redis = config.REDIS_URL ? await connectRedis(redisOptions(config.REDIS_URL, config), redisEvents(fastify, metrics)) : undefined
-  // A turn lock outlives the longest stream, so only a dead replica's lock ever expires.
+  // A turn lock is a lease renewed while its turn runs (never past the longest stream and a minute),
+  // so a dead replica's lock expires within SESSION_LEASE_MS.
+  const sessionLimits = { ttlMs: config.SESSION_TTL_MS, max: config.SESSION_MAX, maxTurns: config.SESSION_MAX_TURNS }
   const sessions =
     config.SESSION_STORE === 'redis' && redis
-      ? new RedisSessionStore(redis, config.SESSION_TTL_MS, config.SESSION_MAX_TURNS, config.STREAM_MAX_MS + 60_000)
-      : new MemorySessionStore(config.SESSION_TTL_MS, config.SESSION_MAX, config.SESSION_MAX_TURNS)
+      ? new RedisSessionStore(redis, {
+          ...sessionLimits,
+          sessionMaxBytes: sessionBytesBound(config.SESSION_MAX_BYTES),
+          leaseMs: SESSION_LEASE_MS,
+          maxHoldMs: config.STREAM_MAX_MS + 60_000
+        })
+      : new MemorySessionStore({ ...sessionLimits, maxBytes: config.SESSION_MAX_BYTES })
   const localLog = new MemoryStreamLog(config.RESUME_TTL_MS)
   const streamLog = redis
     ? new SharedStreamLog(localLog, new RedisStreamLog(redis, config.RESUME_TTL_MS, config.STREAM_MAX_MS), redis)

@@ -40,7 +40,7 @@ export const chatRoutes: FastifyPluginAsync<TurnDeps> = async (fastify, deps) =>
       const history = body.history ? historyContents(body.history) : undefined
       if (!body.sessionId) userContent(history ?? [], body.message, body.toolResults)
       const turn = await admitTurn(deps, request.clientKey, async (locked) => {
-        const session = await openSession(sessions, body, history)
+        const session = await openSession(sessions, body, history, request.clientKey)
         if (session.sessionId) locked(session.sessionId)
         const user = userContent(session.contents, body.message, body.toolResults)
         return {
@@ -65,9 +65,11 @@ export const chatRoutes: FastifyPluginAsync<TurnDeps> = async (fastify, deps) =>
 async function openSession(
   sessions: SessionStore,
   body: ChatBody,
-  history: Content[] | undefined
+  history: Content[] | undefined,
+  /** request.clientKey: a session made with an API key belongs to that key. */
+  tenant: string
 ): Promise<{ sessionId: string | null; contents: Content[] }> {
   if (history) return { sessionId: null, contents: history }
-  if (body.sessionId) return { sessionId: body.sessionId, contents: await sessions.begin(body.sessionId) }
-  return { sessionId: await sessions.create(), contents: [] }
+  if (body.sessionId) return { sessionId: body.sessionId, contents: await sessions.begin(body.sessionId, tenant) }
+  return { sessionId: await sessions.create(tenant), contents: [] }
 }
