@@ -87,7 +87,7 @@ async function app(fastify: FastifyInstance, { config, baseUrl }: AppOptions): P
           maxHoldMs: config.STREAM_MAX_MS + 60_000
         })
       : new MemorySessionStore({ ...sessionLimits, maxBytes: config.SESSION_MAX_BYTES })
-  const localLog = new MemoryStreamLog(config.RESUME_TTL_MS)
+  const localLog = new MemoryStreamLog(config.RESUME_TTL_MS, config.RESUME_MAX_BYTES)
   const streamLog = redis
     ? new SharedStreamLog(localLog, new RedisStreamLog(redis, config.RESUME_TTL_MS, config.STREAM_MAX_MS), redis)
     : localLog

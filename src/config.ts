@@ -90,6 +90,12 @@ export const envProperties = {
   QUOTA_MAX_QUEUE: Int(1_000, 0, 1_000_000, 'turns waiting for quota in this replica before 429 rate_limited'),
   RESUME_GRACE_MS: Int(0, 0, 600_000, 'how long a stream keeps generating after its client left, so it can resume'),
   RESUME_TTL_MS: Int(120_000, 1_000, 86_400_000, 'how long the events of a stream can be replayed after it ended'),
+  RESUME_MAX_BYTES: Int(
+    64 << 20,
+    0,
+    2 ** 36,
+    'bytes of stream events one replica keeps in memory for resume (oldest ended streams forgotten first, then the oldest live one: stream_lost)'
+  ),
 
   API_KEYS: Type.Optional(
     Type.String({

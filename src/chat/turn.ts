@@ -8,7 +8,7 @@ import type { Lifecycle, OpenStream } from '../lifecycle.js'
 import type { Metrics } from '../metrics.js'
 import type { QuotaGate } from '../quota/quota-gate.js'
 import type { Route, Router } from '../routing/router.js'
-import type { StreamLog } from '../resume/stream-log.js'
+import { tenantOf, type StreamLog } from '../resume/stream-log.js'
 import type { SessionStore } from '../sessions/store.js'
 import type { StreamCaps } from '../security.js'
 import { wireError } from '../wire/error-event.js'
@@ -58,6 +58,8 @@ export function runTurn(deps: TurnDeps, req: FastifyRequest, reply: FastifyReply
   const { sessionId, dialect } = spec
   const requestId = req.id
   let ended = false
+  /** The id of the last event the stream produced, which its end in the resume log carries. */
+  let lastId = 0
   let retries = 0
   let graceTimer: NodeJS.Timeout | undefined
   /** The deployment serving the turn: admission's choice, then whichever a failure before the first event moved it to. */
@@ -85,7 +87,7 @@ export function runTurn(deps: TurnDeps, req: FastifyRequest, reply: FastifyReply
     ended = true
     spec.giveBack()
     clearTimeout(graceTimer)
-    if (sink.resumable) streamLog.end(requestId, terminal)
+    if (sink.resumable) streamLog.end(requestId, terminal, lastId)
     lifecycle.untrack(open)
     const timing = sink.timing
     metrics.streamEnded(outcome, timing, usage)
@@ -119,7 +121,7 @@ export function runTurn(deps: TurnDeps, req: FastifyRequest, reply: FastifyReply
     end(sink.error(error), outcome)
   }
 
-  if (sink.resumable) streamLog.open(requestId)
+  if (sink.resumable) streamLog.open(requestId, tenantOf(req.clientKey))
   metrics.streamStarted()
 
   const handle: StreamHandle = dispatcher.start(
@@ -135,7 +137,10 @@ export function runTurn(deps: TurnDeps, req: FastifyRequest, reply: FastifyReply
     {
       chunks: (frames) => {
         sink.chunks(frames)
-        if (sink.resumable) streamLog.append(requestId, frames, lastIdOf(frames))
+        if (sink.resumable) {
+          lastId = lastIdOf(frames)
+          streamLog.append(requestId, frames, lastId)
+        }
       },
       answer: () => sink.answered(),
       retry: (code, retryAfterMs) => {

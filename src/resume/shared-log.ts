@@ -15,9 +15,9 @@ export class SharedStreamLog implements StreamLog {
     private readonly redis: SharedRedis
   ) {}
 
-  open(requestId: string): void {
-    this.local.open(requestId)
-    this.shared.open(requestId)
+  open(requestId: string, tenant?: string): void {
+    this.local.open(requestId, tenant)
+    this.shared.open(requestId, tenant)
   }
 
   append(requestId: string, frames: string, lastId: number): void {
@@ -25,17 +25,22 @@ export class SharedStreamLog implements StreamLog {
     this.shared.append(requestId, frames)
   }
 
-  end(requestId: string, terminal: string): void {
-    this.local.end(requestId, terminal)
-    this.shared.end(requestId, terminal)
+  end(requestId: string, terminal: string, lastId: number): void {
+    this.local.end(requestId, terminal, lastId)
+    this.shared.end(requestId, terminal, lastId)
   }
 
-  async attach(requestId: string, afterId: number, sink: ResumeSink): Promise<AttachResult> {
-    if (this.local.holds(requestId)) return this.local.attach(requestId, afterId, sink)
+  /**
+   * A stream of another tenant is not held here, so it goes to Redis as an unknown one does, and is
+   * answered alike (the same round trip, the same 404); one whose events this replica dropped for
+   * RESUME_MAX_BYTES is replayed from Redis.
+   */
+  async attach(requestId: string, afterId: number, sink: ResumeSink, tenant?: string): Promise<AttachResult> {
+    if (this.local.holds(requestId, tenant, afterId)) return this.local.attach(requestId, afterId, sink, tenant)
     const unavailable = new GatewayError('store_unavailable', 'The shared stream store is unavailable; retry shortly.', RETRY_AFTER_S)
     if (!this.redis.up) throw unavailable
     try {
-      return await this.shared.attach(requestId, afterId, sink)
+      return await this.shared.attach(requestId, afterId, sink, tenant)
     } catch (err) {
       this.redis.failed('resume.attach', err)
       throw unavailable

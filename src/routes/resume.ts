@@ -9,7 +9,7 @@ import { GatewayError } from '../errors.js'
 import type { Lifecycle, OpenStream } from '../lifecycle.js'
 import { SseWriter, type Heartbeats } from '../chat/sse-writer.js'
 import { TURN_LOGGED } from '../chat/turn.js'
-import type { Attachment, ResumeSink, StreamLog } from '../resume/stream-log.js'
+import { tenantOf, type Attachment, type ResumeSink, type StreamLog } from '../resume/stream-log.js'
 import type { Config } from '../config.js'
 import { wireError } from '../wire/error-event.js'
 import { errorFrame } from '../wire/gateway-events.js'
@@ -51,7 +51,8 @@ export const resumeRoutes: FastifyPluginAsync<ResumeOptions> = async (fastify, {
       })
       lifecycle.track(follower)
       const result = await streamLog
-        .attach(request.params.requestId, Number(request.headers['last-event-id'] ?? 0), follower)
+        // A stream of another API key is answered as an unknown one.
+        .attach(request.params.requestId, Number(request.headers['last-event-id'] ?? 0), follower, tenantOf(request.clientKey))
         .catch((err: unknown) => {
           follower.end()
           throw err
