@@ -162,7 +162,9 @@ export function runTurn(deps: TurnDeps, req: FastifyRequest, reply: FastifyReply
         return { deployment: next.deployment.id, alternatives: next.alternatives }
       },
       done: (message: DoneMessage) => {
+        // A session turn always ends its lock: appended with the model's content, or released without it.
         if (sessionId && message.content) void sessions.commit(sessionId, [spec.user, message.content])
+        else release()
         metrics.deploymentUsage(route.deployment.id, message.usage)
         router.succeeded(route.deployment)
         end(sink.done(message), 'done', message.usage)
