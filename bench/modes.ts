@@ -288,7 +288,7 @@ async function main(): Promise<void> {
     process.stderr.write(`unknown scenario ${args.positional.join(' ')}; one of ${SCENARIOS.map((s) => s.name).join(', ')}\n`)
     process.exit(2)
   }
-  // modes-latest (the README's table) is only ever the full default run: a profiled run is slower,
+  // modes-latest (the table of docs/performance.md) is only ever the full default run: a profiled run is slower,
   // and a run of some scenarios, modes or another duration is not comparable.
   const partial = args.positional.length > 0 || args.has('modes') || durationSec > 0 || args.has('threads')
   const report = new Report(

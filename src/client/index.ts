@@ -69,7 +69,7 @@ export interface DoneEvent {
 }
 export interface ErrorEvent {
   type: 'error'
-  /** A gateway error code (README), or the client-side `network_error`. */
+  /** A gateway error code (docs/api.md), or the client-side `network_error`. */
   code: string
   message: string
   retryable: boolean
@@ -336,7 +336,7 @@ function toEvent(message: EventSourceMessage, state: StreamState): ChatEvent | u
     }
     case 'done':
       state.terminal = true
-      // The gateway's done event, as the README documents it.
+      // The gateway's done event, as docs/api.md documents it.
       return {
         type: 'done',
         finishReason: text('finishReason', ''),

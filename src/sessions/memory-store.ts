@@ -26,7 +26,7 @@ export interface MemoryLimits {
   maxBytes: number
 }
 
-// What V8 holds for a session, estimated from its JSON; measured against heapUsed (README, "Sessions
+// What V8 holds for a session, estimated from its JSON; measured against heapUsed (docs/operations.md, "Sessions
 // and memory"). A string with a character past Latin-1 is stored two bytes a character: counted so.
 const SESSION_OVERHEAD = 512
 const CONTENT_OVERHEAD = 192

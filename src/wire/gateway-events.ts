@@ -1,4 +1,4 @@
-// The gateway's own SSE dialect (README, "Events"). Pure string building: what surrounds the varying
+// The gateway's own SSE dialect (docs/api.md, "Events"). Pure string building: what surrounds the varying
 // part of an event is a constant, so an event costs a few concatenations.
 import type { WireError } from '../protocol.js'
 import type { EventFramer, Terminals } from './framing.js'
