@@ -323,12 +323,22 @@ class Follower {
     this.early = undefined
     for (const message of early) this.message(message)
     if (this.done) return
-    this.owner = owner ?? ''
-    if (owner === null || !(await this.redis.isAlive(owner))) {
+    if (owner === null) {
       this.lost()
       return
     }
-    if (!this.over()) this.timer = setInterval(() => void this.check(), OWNER_CHECK_MS).unref()
+    this.owner = owner
+    // Attached, and the client may have its replay already: from here nothing throws. While Redis
+    // cannot say whether the producer lives, the follower waits, as its periodic check does.
+    let alive = true
+    try {
+      alive = await this.redis.isAlive(owner)
+    } catch (err) {
+      this.redis.failed('resume.owner', err)
+    }
+    if (this.over()) return
+    if (!alive) this.lost()
+    else this.timer = setInterval(() => void this.check(), OWNER_CHECK_MS).unref()
   }
 
   /** A pub/sub message: events, or the end. */

@@ -254,3 +254,36 @@ test.skipIf(lacks('the Redis stream log tenants', 'redis-server'))(
     expect((await reader.attach('bound-0001', 0, recorder(), 'key:bbbb')).kind).toBe('unknown')
   }
 )
+
+test.skipIf(lacks('the Redis stream log attach', 'redis-server'))(
+  'an attach whose owner check fails after the replay stays attached and follows to the end, never half open',
+  async () => {
+    const producer = new RedisStreamLog(redis, 60_000, 60_000)
+    producer.open('blind-0001')
+    for (const n of upTo(3)) producer.append('blind-0001', frame(n))
+    await until(async () => idsIn(await admin.lrange('gw:s:{blind-0001}:ev', 0, -1)).includes(3), 'the first events to be stored')
+    const replica = await otherReplica()
+    try {
+      // Redis stops answering right after the replay was read: the owner check cannot say.
+      let checks = 0
+      const blind: SharedRedis = Object.create(replica, {
+        isAlive: {
+          value: async (id: string) => {
+            if (checks++ === 0) throw new Error('Command timed out')
+            return replica.isAlive(id)
+          }
+        }
+      })
+      const sink = recorder()
+      expect((await new RedisStreamLog(blind, 60_000, 60_000).attach('blind-0001', 0, sink)).kind).toBe('attached')
+      expect(sink.ids).toEqual(upTo(3))
+      for (const n of [4, 5]) producer.append('blind-0001', frame(n))
+      producer.end('blind-0001', DONE, 5)
+      await until(() => sink.terminal !== undefined, 'the follower to end')
+      expect(sink.ids).toEqual(upTo(5))
+      expect(sink.terminal).toBe(DONE)
+    } finally {
+      await replica.close()
+    }
+  }
+)
