@@ -54,9 +54,18 @@ export const resumeRoutes: FastifyPluginAsync<ResumeOptions> = async (fastify, {
         // A stream of another API key is answered as an unknown one.
         .attach(request.params.requestId, Number(request.headers['last-event-id'] ?? 0), follower, tenantOf(request.clientKey))
         .catch((err: unknown) => {
+          // Once replayed events were written, the answer is this stream's: it ends with its one terminal event.
+          if (follower.started) {
+            follower.end(errorFrame(wireError('stream_lost', 'The stream could not be followed further; resume again.')))
+            return undefined
+          }
           follower.end()
           throw err
         })
+      if (result === undefined) {
+        request.outcome = TURN_LOGGED
+        return
+      }
       if (result.kind !== 'attached') {
         follower.end()
         if (result.kind === 'unknown') throw new GatewayError('stream_not_found')
@@ -72,6 +81,10 @@ export const resumeRoutes: FastifyPluginAsync<ResumeOptions> = async (fastify, {
 class Follower implements ResumeSink, OpenStream {
   private readonly writer: SseWriter
   private opened = false
+  /** Whether the response has begun (events were written), so that only an event can end it. */
+  get started(): boolean {
+    return this.opened
+  }
   private ended = false
   private attachment: Attachment | undefined
 
