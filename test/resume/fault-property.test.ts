@@ -11,6 +11,7 @@ import { postChat, resume, terminal, type ChatResult, type SseEvent } from '../h
 import { startGateway, until, type TestGateway } from '../helpers/gateway.js'
 import { adminClient, startRedis, type TestRedis } from '../helpers/redis.js'
 import { lacks } from '../helpers/system.js'
+import { redisUp, watched } from '../helpers/watched.js'
 
 /** Chunks per stream: with 20 ms between them, a fault lands mid-stream or as it ends. */
 const N = 24
@@ -19,23 +20,6 @@ const FAULTS = ['hang', 'kill', 'restart', 'pubsub'] as const
 type Fault = (typeof FAULTS)[number]
 
 const chunks = (events: SseEvent[]) => events.filter((e) => e.event === 'chunk')
-const redisUp = async (gw: TestGateway) => (await (await fetch(`${gw.url}/metrics`)).text()).match(/^gateway_redis_up (\d)/m)?.[1]
-
-function watched(start: (onEvent: (e: SseEvent) => void) => Promise<ChatResult>) {
-  const events: SseEvent[] = []
-  let settled = false
-  const result = start((e) => events.push(e)).finally(() => (settled = true))
-  result.catch(() => {}) // a failure is thrown where the test awaits the end, not as an unhandled rejection
-  return {
-    events,
-    ended: () => settled,
-    async end(what: string): Promise<ChatResult> {
-      await until(() => settled, what)
-      return result
-    }
-  }
-}
-
 /**
  * What a resume from `from` may be: a documented refusal, or chunks from+1… in order with the text the
  * producer sent, then one terminal event: done only with every chunk, else stream_lost. Returns its kind.
@@ -121,14 +105,14 @@ describe.skipIf(lacks('the resume fault property', 'redis-server'))('resume unde
         async ({ kind, at, lasting, hold, followFrom, lateFrom }) => {
           await until(async () => (await redisUp(a)) === '1' && (await redisUp(b)) === '1', 'both replicas to see Redis up')
           const turn = watched((onEvent) => postChat(a.url, { message: PROMPT, history: [] }, { onEvent }))
-          await until(() => chunks(turn.events).length >= 1, 'the stream to start')
+          await until(() => turn.chunks() >= 1, 'the stream to start')
           const requestId = turn.events[0]!.json.requestId as string
           const follower = watched((onEvent) => resume(b.url, requestId, followFrom, { onEvent }))
           await until(async () => follower.ended() || (await admin.get(`gw:s:{${requestId}}:followers`)) === '1', 'the follower to attach')
 
-          await until(() => chunks(turn.events).length >= at || turn.ended(), `chunk ${at}`)
+          await until(() => turn.chunks() >= at || turn.ended(), `chunk ${at}`)
           await fault(kind, async () => {
-            await until(() => chunks(turn.events).length >= at + lasting || turn.ended(), `${lasting} chunks during the fault`)
+            await until(() => turn.chunks() >= at + lasting || turn.ended(), `${lasting} chunks during the fault`)
             if (hold) await until(async () => (await redisUp(a)) === '0', 'the producer to see Redis down')
           })
 

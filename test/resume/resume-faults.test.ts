@@ -8,32 +8,12 @@ import { postChat, resume, terminal, type ChatResult, type SseEvent } from '../h
 import { startGateway, until, type TestGateway } from '../helpers/gateway.js'
 import { adminClient, startRedis, type TestRedis } from '../helpers/redis.js'
 import { lacks } from '../helpers/system.js'
+import { redisUp, watched } from '../helpers/watched.js'
 
 const chunkIds = (events: SseEvent[]) => events.filter((e) => e.event === 'chunk').map((e) => Number(e.id))
 const upTo = (n: number) => Array.from({ length: n }, (_, i) => i + 1)
 const codeOf = (r: ChatResult) => terminal(r).map((e) => (e.event === 'error' ? e.json.code : e.event))
 const auth = (key: string) => ({ authorization: `Bearer ${key}` })
-
-/** gateway_redis_up as a replica reports it. */
-const redisUp = async (gw: TestGateway) => (await (await fetch(`${gw.url}/metrics`)).text()).match(/^gateway_redis_up (\d)/m)?.[1]
-
-/** A request whose events are watched as they come, and whose end a test can wait for by name. */
-function watched(start: (onEvent: (e: SseEvent) => void) => Promise<ChatResult>) {
-  const events: SseEvent[] = []
-  let settled = false
-  const result = start((e) => events.push(e)).finally(() => (settled = true))
-  result.catch(() => {}) // a failure is thrown where the test awaits the end, not as an unhandled rejection
-  return {
-    events,
-    result,
-    chunks: () => chunkIds(events).length,
-    /** Waits for the end, with a message naming what hung instead of a bare test timeout. */
-    async end(what: string): Promise<ChatResult> {
-      await until(() => settled, what)
-      return result
-    }
-  }
-}
 
 describe.skipIf(lacks('resume across replicas under faults', 'redis-server'))('two replicas sharing a faulted Redis', () => {
   let redis: TestRedis
