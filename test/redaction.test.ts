@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { Redactor } from '../src/wire/redact.js'
+import { errorCodes } from '../src/errors.js'
+import { Redactor, SHAPES_ONLY } from '../src/wire/redact.js'
 import { maskedKey } from '../src/simulator/credentials.js'
 import { providerDetail, statusFailure } from '../workers/upstream.js'
 import { startGateway, type TestGateway } from './helpers/gateway.js'
@@ -110,6 +111,14 @@ describe('the redactor', () => {
     )
   })
 
+  test.each([
+    ['Authorization: Bearer abcDEF123456ghi', 'Authorization: Bearer [redacted]'],
+    ['token=hunter22', 'token=[redacted]'],
+    ["Consumer 'api_key:some-key-value' has been suspended.", "Consumer 'api_key:[redacted]' has been suspended."]
+  ])('a credential after its name is redacted: %s', (text, out) => {
+    expect(SHAPES_ONLY.redact(text)).toBe(out)
+  })
+
   test('a token minted at run time is a secret too', () => {
     const redactor = new Redactor(['configured-key-0001'])
     redactor.mint('vertexaccesstokenwithnothingrandomlooking')
@@ -121,8 +130,14 @@ describe('the redactor', () => {
     'models/gemini-2.0-flash-thinking-exp-01-21 is not found for API version v1beta, or is not supported for generateContent.',
     'Quota exceeded for metric: generativelanguage.googleapis.com/generate_content_free_tier_requests, limit: 10 (GenerateRequestsPerMinutePerProjectPerModel-FreeTier)',
     'API key not valid. Please pass a valid API key.',
-    "This model's maximum context length is 8192 tokens. However, you requested 9000 tokens (8000 in the messages, 1000 in the completion)."
-  ])('plain provider prose is left as it is: %s', (text) => {
+    "This model's maximum context length is 8192 tokens. However, you requested 9000 tokens (8000 in the messages, 1000 in the completion).",
+    'Token limit exceeded for this request.',
+    'Basic authentication is not supported; use a key.',
+    'API key: invalid or expired.',
+    // The gateway's own words pass through the same redaction (the front's last line of defence).
+    'No first token from the model provider in time.',
+    ...Object.values(errorCodes).map((c) => c.message)
+  ])('plain prose is left as it is: %s', (text) => {
     expect(new Redactor(['AIzaSyA1b2C3d4E5f6G7h8I9j0KlMnOpQrStUvW']).redact(text)).toBe(text)
   })
 })

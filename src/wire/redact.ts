@@ -19,25 +19,40 @@ const MIN_WHOLE = 6
 /** Tokens minted at run time (access tokens) kept as secrets: the latest few, as they rotate. */
 const MINTED_KEPT = 8
 
-/** Key shapes; the last capture group is what is replaced, so that `Bearer ` or `api_key:` stays readable. */
-const SHAPES: RegExp[] = [
+/**
+ * Key shapes; the last capture group is what is replaced, so that `Bearer ` or `api_key:` stays
+ * readable. `looks`, when present, must also hold for the captured value.
+ */
+const SHAPES: Array<{ re: RegExp; looks?: (value: string) => boolean }> = [
   // Google API keys: AIza and 35 more; shorter runs are still a key's prefix.
-  /(AIza[0-9A-Za-z_-]{8,})/g,
+  { re: /(AIza[0-9A-Za-z_-]{8,})/g },
   // OpenAI-style keys, masked or not: sk-…, sk-proj-…, sk-abc1****wxyz; glued to other text when long.
-  /(?<![A-Za-z0-9_-])(sk-[^\s"'`<>,;)(\]}[]{4,})/g,
-  /(sk-[A-Za-z0-9_*-]{16,})/g,
+  { re: /(?<![A-Za-z0-9_-])(sk-[^\s"'`<>,;)(\]}[]{4,})/g },
+  { re: /(sk-[A-Za-z0-9_*-]{16,})/g },
   // Google OAuth access tokens.
-  /(ya29\.[^\s"'`<>,;)(\]}[]+)/g,
+  { re: /(ya29\.[^\s"'`<>,;)(\]}[]+)/g },
   // Gemini's consumer naming (`Consumer 'api_key:…'`) and a key in a query string.
-  /(?:api[_-]?key|access[_-]?token|token|key|secret|password)(?:["']?\s*[:=]\s*["']?)([^\s"'`<>,;&)(\]}[]{4,})/gi,
+  {
+    re: /(?:api[_-]?key|access[_-]?token|token|key|secret|password)(?:["']?\s*[:=]\s*["']?)([^\s"'`<>,;&)(\]}[]{4,})/gi,
+    looks: credentialLooking(12)
+  },
   // An Authorization header's credentials.
-  /(?:Bearer|Basic|Token)\s+([^\s"'`<>,;)(\]}[]{4,})/gi,
+  { re: /(?:Bearer|Basic|Token)\s+([^\s"'`<>,;)(\]}[]{4,})/gi, looks: credentialLooking(20) },
   // A masked token: anything with three or more `*` (or `•`) inside it.
-  /([^\s"'`<>,;)(\]}[]*[*•]{3,}[^\s"'`<>,;)(\]}[]*)/g,
-  // Long random-looking tokens (checked by `randomLooking` below).
-  /(?<![A-Za-z0-9_+=-])([A-Za-z0-9_+-]{24,}={0,2})(?![A-Za-z0-9_+=-])/g
+  { re: /([^\s"'`<>,;)(\]}[]*[*•]{3,}[^\s"'`<>,;)(\]}[]*)/g },
+  // Long random-looking tokens.
+  { re: /(?<![A-Za-z0-9_+=-])([A-Za-z0-9_+-]{24,}={0,2})(?![A-Za-z0-9_+=-])/g, looks: randomLooking }
 ]
-const RANDOM_SHAPE = SHAPES.length - 1
+
+/**
+ * What follows `key:`, `token=` or `Bearer` is a credential only if it does not read as a word: it has
+ * a digit or a symbol tokens use, or is longer than words are (`letters` and more; 20 after a bare
+ * `Bearer`, `Basic` or `Token`, where "token from the model" and "Basic authentication" are prose).
+ * "API key: invalid" stays readable; a configured secret is caught by its runs whatever it is.
+ */
+function credentialLooking(letters: number): (value: string) => boolean {
+  return (value) => value.length >= letters || /[0-9_+/=~*-]/.test(value)
+}
 
 /** 24+ characters mixing upper case, lower case and digits, or 32+ hex digits (with dashes): a token, not a word. */
 function randomLooking(token: string): boolean {
@@ -114,14 +129,14 @@ export class Redactor {
     if (view.chars.length !== text.length) {
       this.mark(view.chars, (start, end) => hide(view.from[start] ?? 0, view.to[end - 1] ?? text.length))
     }
-    SHAPES.forEach((shape, i) => {
-      for (const match of text.matchAll(shape)) {
+    for (const { re, looks } of SHAPES) {
+      for (const match of text.matchAll(re)) {
         const value = match[1]
-        if (value === undefined || (i === RANDOM_SHAPE && !randomLooking(value))) continue
+        if (value === undefined || (looks && !looks(value))) continue
         const start = match.index + match[0].lastIndexOf(value)
         hide(start, start + value.length)
       }
-    })
+    }
 
     let out = ''
     for (let i = 0; i < text.length;) {
