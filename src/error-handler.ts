@@ -4,7 +4,7 @@
 // and Node's HTTP parser make before any route runs too: a bad %-escape (frameworkErrors), and a
 // malformed request, oversized headers or a body that never finished (clientErrorHandler).
 import type { Socket } from 'node:net'
-import type { ServerResponse } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify'
 import { GatewayError, errorCodes, type ErrorCode } from './errors.js'
 import { openAiError } from './wire/openai-events.js'
@@ -27,6 +27,10 @@ function decodedPath(target: string): string {
     return path
   }
 }
+
+/** A path as a message may quote it: control characters (a decoded %00, say) shown as `?`. */
+// eslint-disable-next-line no-control-regex -- control characters are what it replaces
+const printable = (path: string) => path.replace(/[\u0000-\u001f\u007f]/g, '?')
 
 const bodyForPath = (path: string) => (path.startsWith('/v1/') ? openAiError : gatewayError)
 
@@ -74,9 +78,20 @@ export function installErrorHandler(fastify: FastifyInstance, onRefused: (code: 
     return refuse(request, reply, code, message)
   })
 
+  fastify.server.on('checkExpectation', refuseExpectation)
   fastify.setNotFoundHandler((request, reply) =>
-    refuse(request, reply, 'not_found', `No route ${request.method} ${decodedPath(request.url).slice(0, 200)}.`)
+    refuse(request, reply, 'not_found', `No route ${request.method} ${printable(decodedPath(request.url)).slice(0, 200)}.`)
   )
+}
+
+/**
+ * Node answers an `Expect` other than 100-continue with a bare 417 before any route runs, unless the
+ * server listens for it: the same refusal, in the registry's shape and the target's dialect.
+ */
+export function refuseExpectation(request: IncomingMessage, response: ServerResponse): void {
+  const code = 'expectation_failed'
+  const body = JSON.stringify(bodyForPath(decodedPath(request.url ?? '/'))(code, errorCodes[code].message))
+  response.writeHead(errorCodes[code].status, { 'content-type': 'application/json; charset=utf-8', connection: 'close' }).end(body)
 }
 
 /** Fastify's refusals before routing (a bad %-escape, a route parameter over maxParamLength). */

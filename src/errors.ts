@@ -9,6 +9,7 @@ export const errorCodes = {
   payload_too_large: { status: 413, retryable: false, message: 'The request body is too large.' },
   request_timeout: { status: 408, retryable: true, message: 'The request was not received in time.' },
   headers_too_large: { status: 431, retryable: false, message: 'The request headers are too large.' },
+  expectation_failed: { status: 417, retryable: false, message: 'Only Expect: 100-continue is supported.' },
   rate_limited: { status: 429, retryable: true, message: 'Too many requests; retry later.' },
   overloaded: { status: 503, retryable: true, message: 'The gateway is at capacity; retry later.' },
   session_busy: { status: 409, retryable: true, message: 'This session already has a turn in progress.' },

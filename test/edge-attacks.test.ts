@@ -242,10 +242,28 @@ describe('refusals made before any route runs answer in the registry shape', () 
     ],
     ['a body that never finishes', () => slowBody('/api/chat'), 'request_timeout', 'gateway'],
     ['a body that never finishes, /v1', () => slowBody('/v1/chat/completions'), 'request_timeout', 'openai'],
+    [
+      'an Expect other than 100-continue',
+      () => rawRequest(gw.url, rawJson('POST', '/api/chat', '{"message":"x"}', { expect: '200-ok' })),
+      'expectation_failed',
+      'gateway'
+    ],
+    [
+      'an Expect other than 100-continue, /v1',
+      () => rawRequest(gw.url, rawJson('POST', '/v1/chat/completions', '{}', { expect: '200-ok' })),
+      'expectation_failed',
+      'openai'
+    ],
     ['an unknown route under an escaped /v1', () => rawRequest(gw.url, rawJson('GET', '/%76%31/nope', undefined)), 'not_found', 'openai']
   ]
   test.each(cases)('%s', async (_name, send, code, dialect) => {
     expectRefusal(await send(), code, dialect)
+  })
+
+  test('a 404 quotes the decoded path without its control characters', async () => {
+    const res = await rawRequest(gw.url, rawJson('GET', '/nope%00%0Ahere', undefined))
+    expectRefusal(res, 'not_found', 'gateway')
+    expect(res.json.error.message).toBe('No route GET /nope??here.')
   })
 
   test('a stream id of the longest allowed length reaches the route (404 stream_not_found, not a parser refusal)', async () => {
