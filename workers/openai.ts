@@ -12,7 +12,7 @@ import { Agent, request as httpRequest } from 'undici'
 import type { Content, DeploymentSettings, Part, UpstreamRequest, Usage } from '../src/protocol.js'
 import type { UpstreamPiece } from './gemini-parts.js'
 import { SHAPES_ONLY, type Redactor } from '../src/wire/redact.js'
-import { statusFailure, transportFailure, unanswered, type Upstream, type UpstreamFailure } from './upstream.js'
+import { STREAM_CUT, statusFailure, transportFailure, unanswered, type Upstream, type UpstreamFailure } from './upstream.js'
 
 /** One event larger than this is not a chat-completion chunk. */
 const MAX_EVENT_CHARS = 16 << 20
@@ -244,11 +244,15 @@ export function createOpenAiUpstream(deployment: DeploymentSettings, redactor: R
       maxBufferSize: MAX_EVENT_CHARS
     })
     const decoder = new StringDecoder('utf8')
+    let finished = false
     try {
       read: for await (const buffer of res.body as AsyncIterable<Buffer>) {
         parser.feed(decoder.write(buffer))
         for (const json of data.splice(0)) {
-          if (json === null) break read
+          if (json === null) {
+            finished = true
+            break read
+          }
           const chunk = JSON.parse(json) as Chunk
           if (chunk.error) {
             const error = typeof chunk.error === 'string' ? { message: chunk.error } : chunk.error
@@ -264,6 +268,8 @@ export function createOpenAiUpstream(deployment: DeploymentSettings, redactor: R
     } finally {
       if (!res.body.readableEnded) res.body.dump().catch(() => {})
     }
+    // A body that ended before [DONE] was cut, however cleanly its socket closed: never a reply.
+    if (!finished) throw Object.assign(new Error('The stream ended before [DONE].'), { code: STREAM_CUT })
     const rest = reader.end()
     if (rest.length > 0) yield { parts: rest, thought: '' }
   }

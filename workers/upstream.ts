@@ -68,6 +68,9 @@ export function statusFailure(
   }
 }
 
+/** A stream whose body ended without its terminator (OpenAI's `[DONE]`): the connection was cut. */
+export const STREAM_CUT = 'GW_STREAM_CUT'
+
 const CONNECTION_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
@@ -76,7 +79,8 @@ const CONNECTION_CODES = new Set([
   'EHOSTUNREACH',
   'ENOTFOUND',
   'UND_ERR_SOCKET',
-  'UND_ERR_CONNECT_TIMEOUT'
+  'UND_ERR_CONNECT_TIMEOUT',
+  STREAM_CUT
 ])
 
 /** Errors thrown before the provider sent any response (see `unanswered`). */

@@ -160,8 +160,11 @@ function replyOf(events: string[]): Reply {
   return reply
 }
 
-/** The planned Gemini events as an OpenAI stream: one event per delta, the finish, usage when asked for, [DONE]. */
-export function openAiStreamEvents(events: string[], request: OpenAiRequest): string[] {
+/**
+ * The planned Gemini events as an OpenAI stream: one event per delta, the finish, usage when asked for,
+ * [DONE]. A stream that is `cut` (drop-after) stops after its deltas, as a dropped connection does.
+ */
+export function openAiStreamEvents(events: string[], request: OpenAiRequest, cut = false): string[] {
   const reply = replyOf(events)
   const head = {
     id: `chatcmpl-${randomBytes(12).toString('hex')}`,
@@ -177,6 +180,7 @@ export function openAiStreamEvents(events: string[], request: OpenAiRequest): st
     out.push(event({ error: { message: reply.error, type: 'server_error', param: null, code: 500 } }))
     return out
   }
+  if (cut) return out
   if (reply.finishReason !== null) out.push(event({ ...head, choices: [{ index: 0, delta: {}, finish_reason: reply.finishReason }] }))
   if (request.includeUsage && reply.usage) out.push(event({ ...head, choices: [], usage: reply.usage }))
   out.push('data: [DONE]\n\n')

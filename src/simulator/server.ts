@@ -119,7 +119,7 @@ export async function startSimulator(options: StartSimulatorOptions = {}): Promi
     if (wire.kind === 'gemini' && !wire.stream) return playUnary(res, plan, unaryResponse(plan.events))
     res.writeHead(200, SSE_HEADERS)
     res.flushHeaders()
-    const events = wire.kind === 'openai' ? openAiStreamEvents(plan.events, wire.request) : plan.events
+    const events = wire.kind === 'openai' ? openAiStreamEvents(plan.events, wire.request, plan.ending === 'drop') : plan.events
     playStream(res, events, plan.ending, plan.ttftMs, plan.delayMs)
   }
 

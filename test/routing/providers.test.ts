@@ -2,6 +2,8 @@
 // token endpoint, an OpenAI-compatible local server (tools and reasoning both ways), and no secret
 // in any log line, error body or metric.
 import { mkdtempSync } from 'node:fs'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import OpenAI from 'openai'
@@ -123,6 +125,40 @@ test("an OpenAI-compatible server's errors map to the gateway's codes: a 429 wit
   const cut = await postChat(g.url, { message: 'cut [[sim:fail-after=2]]', history: [] })
   expect(eventsOf(cut, 'chunk')).toHaveLength(2)
   expect(terminal(cut)[0]!.json).toMatchObject({ code: 'upstream_error' })
+  const dropped = await postChat(g.url, { message: 'dropped [[sim:drop-after=2]]', history: [] })
+  expect(eventsOf(dropped, 'chunk')).toHaveLength(2)
+  expect(terminal(dropped)[0]!.json).toMatchObject({ code: 'upstream_unavailable' })
+})
+
+test('an OpenAI-compatible stream that ends before [DONE] was cut: upstream_unavailable, never done, on every dialect', async () => {
+  // A server that closes its body cleanly after two deltas, with no finish_reason and no [DONE].
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' })
+    for (const text of ['Half', ' a reply']) res.write(`data: ${JSON.stringify({ choices: [{ index: 0, delta: { content: text } }] })}\n\n`)
+    res.end()
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  try {
+    const { port } = server.address() as AddressInfo
+    const g = await gateway({
+      UPSTREAM_RETRIES: '0',
+      UPSTREAMS_FILE: upstreamsFile({
+        deployments: [{ id: 'cut', provider: 'openai', alias: 'local', model: 'm', baseUrl: `http://127.0.0.1:${port}/v1` }]
+      })
+    })
+    const streamed = await postChat(g.url, { message: 'hi' })
+    expect(eventsOf(streamed, 'chunk')).toHaveLength(2)
+    expect(terminal(streamed).map((e) => e.json.code)).toEqual(['upstream_unavailable'])
+    const json = await fetch(`${g.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'local', messages: [{ role: 'user', content: 'hi' }] })
+    })
+    expect(json.status).toBe(503)
+    expect(((await json.json()) as { error: { code: string } }).error.code).toBe('upstream_unavailable')
+  } finally {
+    server.close()
+  }
 })
 
 test('no key, private key or token reaches a log line, a response or /metrics', async () => {
