@@ -28,9 +28,9 @@ function decodedPath(target: string): string {
   }
 }
 
-/** A path as a message may quote it: control characters (a decoded %00, say) shown as `?`. */
+/** A path as a message may quote it: control characters (C0, DEL, C1) and line separators shown as `?`. */
 // eslint-disable-next-line no-control-regex -- control characters are what it replaces
-const printable = (path: string) => path.replace(/[\u0000-\u001f\u007f]/g, '?')
+const printable = (path: string) => path.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, '?')
 
 const bodyForPath = (path: string) => (path.startsWith('/v1/') ? openAiError : gatewayError)
 

@@ -261,9 +261,9 @@ describe('refusals made before any route runs answer in the registry shape', () 
   })
 
   test('a 404 quotes the decoded path without its control characters', async () => {
-    const res = await rawRequest(gw.url, rawJson('GET', '/nope%00%0Ahere', undefined))
+    const res = await rawRequest(gw.url, rawJson('GET', '/nope%00%0Ahere%c2%9b31m%e2%80%a8', undefined))
     expectRefusal(res, 'not_found', 'gateway')
-    expect(res.json.error.message).toBe('No route GET /nope??here.')
+    expect(res.json.error.message).toBe('No route GET /nope??here?31m?.')
   })
 
   test('a stream id of the longest allowed length reaches the route (404 stream_not_found, not a parser refusal)', async () => {
