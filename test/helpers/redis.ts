@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Cluster, Redis } from 'ioredis'
-import { until } from './gateway.js'
+import { startGateway, until, type TestGateway } from './gateway.js'
 import { freePort } from './ports.js'
 import { executable } from './system.js'
 
@@ -139,4 +139,32 @@ export async function startSharedRedis(
 ): Promise<{ env: { REDIS_URL: string; REDIS_MODE: RedisMode }; stop(): Promise<void> }> {
   const server = mode === 'cluster' ? await startRedisCluster() : await startRedis()
   return { env: { REDIS_URL: server.url, REDIS_MODE: mode }, stop: () => server.stop() }
+}
+
+export interface ReplicasOnRedis {
+  redis: TestRedis
+  /** A client of the test's own, to read or write what the replicas keep (it reconnects after a kill). */
+  admin: Redis
+  a: TestGateway
+  b: TestGateway
+  close(): Promise<void>
+}
+
+/** Two gateway replicas sharing one real Redis: what the suites about state across replicas start. */
+export async function replicasOnRedis(env: Record<string, string>): Promise<ReplicasOnRedis> {
+  const redis = await startRedis()
+  const admin = adminClient(redis.url, 'standalone') as Redis
+  admin.on('error', () => {}) // a fault the test makes is not the admin's failure
+  const [a, b] = await Promise.all([startGateway({ REDIS_URL: redis.url, ...env }), startGateway({ REDIS_URL: redis.url, ...env })])
+  return {
+    redis,
+    admin,
+    a,
+    b,
+    async close() {
+      admin.disconnect()
+      await Promise.all([a.close(), b.close()])
+      await redis.stop()
+    }
+  }
 }

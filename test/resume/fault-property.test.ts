@@ -8,8 +8,8 @@ import fc from 'fast-check'
 import type { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { postChat, resume, terminal, type ChatResult, type SseEvent } from '../helpers/sse.js'
-import { startGateway, until, type TestGateway } from '../helpers/gateway.js'
-import { adminClient, startRedis, type TestRedis } from '../helpers/redis.js'
+import { until, type TestGateway } from '../helpers/gateway.js'
+import { replicasOnRedis, type ReplicasOnRedis, type TestRedis } from '../helpers/redis.js'
 import { lacks } from '../helpers/system.js'
 import { redisUp, watched } from '../helpers/watched.js'
 
@@ -50,17 +50,13 @@ describe.skipIf(lacks('the resume fault property', 'redis-server'))('resume unde
   let admin: Redis
   let a: TestGateway
   let b: TestGateway
+  let replicas: ReplicasOnRedis
   beforeAll(async () => {
-    redis = await startRedis()
-    admin = adminClient(redis.url, 'standalone') as Redis
-    admin.on('error', () => {}) // it reconnects by itself after a kill
-    const env = { REDIS_URL: redis.url, REDIS_COMMAND_TIMEOUT_MS: '300' }
-    ;[a, b] = await Promise.all([startGateway(env), startGateway(env)])
+    replicas = await replicasOnRedis({ REDIS_COMMAND_TIMEOUT_MS: '300' })
+    ;({ redis, admin, a, b } = replicas)
   })
   afterAll(async () => {
-    admin?.disconnect()
-    await Promise.all([a?.close(), b?.close()])
-    await redis?.stop()
+    await replicas?.close()
   })
 
   async function fault(kind: Fault, heal: () => Promise<void>): Promise<void> {

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest'
 import type { Redis } from 'ioredis'
 import { postChat, resume, terminal, type ChatResult, type SseEvent } from '../helpers/sse.js'
 import { startGateway, until, type TestGateway } from '../helpers/gateway.js'
-import { adminClient, startRedis, type TestRedis } from '../helpers/redis.js'
+import { replicasOnRedis, type ReplicasOnRedis, type TestRedis } from '../helpers/redis.js'
 import { lacks } from '../helpers/system.js'
 import { redisUp, watched } from '../helpers/watched.js'
 
@@ -20,20 +20,17 @@ describe.skipIf(lacks('resume across replicas under faults', 'redis-server'))('t
   let admin: Redis
   let a: TestGateway
   let b: TestGateway
+  let replicas: ReplicasOnRedis
   beforeAll(async () => {
-    redis = await startRedis()
-    admin = adminClient(redis.url, 'standalone') as Redis
-    const env = { REDIS_URL: redis.url, REDIS_COMMAND_TIMEOUT_MS: '300', API_KEYS: 'key-a,key-b' }
-    ;[a, b] = await Promise.all([startGateway(env), startGateway(env)])
+    replicas = await replicasOnRedis({ REDIS_COMMAND_TIMEOUT_MS: '300', API_KEYS: 'key-a,key-b' })
+    ;({ redis, admin, a, b } = replicas)
   })
   // A fault a test made is over for the next one only once both replicas see Redis answer again.
   beforeEach(async () => {
     await until(async () => (await redisUp(a)) === '1' && (await redisUp(b)) === '1', 'both replicas to see Redis up')
   })
   afterAll(async () => {
-    admin?.disconnect()
-    await Promise.all([a?.close(), b?.close()])
-    await redis?.stop()
+    await replicas?.close()
   })
 
   test('a stream that ends while Redis hangs: its follower and a late resume on another replica end with stream_lost, never short with its terminal event', async () => {
