@@ -28,9 +28,9 @@ export interface TurnSink {
   chunks(frames: string): void
   /** The frames just relayed held the first answer chunk. */
   answered(): void
-  /** Ends the response; returns the framed terminal event for the resume log ('' when not resumable). */
-  done(message: DoneMessage): string
-  error(error: WireError): string
+  /** Ends the response (a resumable one once the resume log holds its terminal event). */
+  done(message: DoneMessage): void
+  error(error: WireError): void
   /** The client left: nothing more is written. */
   abandon(): void
 }
@@ -59,6 +59,11 @@ export interface SinkOptions {
   bufferBytes: number
   /** Asked for when the first event is written. */
   meta: () => Meta
+  /**
+   * Gives the resume log a resumable stream's terminal event; the client gets it when this settles,
+   * so that a client that saw the end and resumes on another replica finds all of it there.
+   */
+  keep: (terminal: string) => Promise<void>
   thoughtsFirst: boolean
   /** The reader fell more than bufferBytes behind: the turn ends it with client_too_slow. */
   onTooSlow: () => void
@@ -88,9 +93,13 @@ function sseSink(reply: FastifyReply, terminals: Terminals, options: SinkOptions
     opening = undefined
     return frame
   }
+  /** Set at the turn's end: nothing but the terminal event is written after it, and that once. */
+  let ending = false
   const end = (terminal: string) => {
-    writer.finish(first() + terminal)
-    return terminal
+    if (ending) return
+    ending = true
+    const frames = first() + terminal
+    void options.keep(terminal).then(() => writer.finish(frames))
   }
   return {
     resumable: true,
@@ -98,6 +107,7 @@ function sseSink(reply: FastifyReply, terminals: Terminals, options: SinkOptions
       return clock.timing
     },
     chunks(frames) {
+      if (ending) return
       clock.chunks()
       writer.chunks(opening ? first() + frames : frames)
     },
@@ -113,10 +123,9 @@ function jsonSink(reply: FastifyReply, openai: OpenAiFraming, thoughtsFirst: boo
   const clock = new Clock(thoughtsFirst)
   let open = true
   const send = (status: number, body: unknown) => {
-    if (!open) return ''
+    if (!open) return
     open = false
     void reply.status(status).send(body)
-    return ''
   }
   return {
     resumable: false,
@@ -131,7 +140,7 @@ function jsonSink(reply: FastifyReply, openai: OpenAiFraming, thoughtsFirst: boo
       if (status === 429 || status === 503) {
         void reply.header('retry-after', String(error.retryAfterMs ? Math.ceil(error.retryAfterMs / 1000) : RETRY_AFTER_S))
       }
-      return send(status, openAiError(error.code, error.message))
+      send(status, openAiError(error.code, error.message))
     },
     abandon() {
       open = false

@@ -73,6 +73,7 @@ export function runTurn(deps: TurnDeps, req: FastifyRequest, reply: FastifyReply
     bufferBytes: config.STREAM_BUFFER_BYTES,
     // Written with the first event, so that it names the deployment that served the turn.
     meta: () => ({ requestId, sessionId, model: spec.request.model, deployment: route.deployment.id }),
+    keep: (terminal) => streamLog.end(requestId, terminal, lastId),
     thoughtsFirst: spec.request.thinking?.include === true,
     onTooSlow: () => {
       // It stopped reading: the terminal event may never drain, so do not hold the socket for it.
@@ -82,12 +83,11 @@ export function runTurn(deps: TurnDeps, req: FastifyRequest, reply: FastifyReply
   })
 
   /** The one place a turn ends: every path (done, error, cancel, drain) comes here once. */
-  const end = (terminal: string, outcome: string, usage?: Usage) => {
+  const end = (outcome: string, usage?: Usage) => {
     if (ended) return
     ended = true
     spec.giveBack()
     clearTimeout(graceTimer)
-    if (sink.resumable) streamLog.end(requestId, terminal, lastId)
     lifecycle.untrack(open)
     const timing = sink.timing
     metrics.streamEnded(outcome, timing, usage)
@@ -118,7 +118,8 @@ export function runTurn(deps: TurnDeps, req: FastifyRequest, reply: FastifyReply
     if (ended) return
     handle.cancel()
     release()
-    end(sink.error(error), outcome)
+    sink.error(error)
+    end(outcome)
   }
 
   if (sink.resumable) streamLog.open(requestId, tenantOf(req.clientKey))
@@ -167,13 +168,15 @@ export function runTurn(deps: TurnDeps, req: FastifyRequest, reply: FastifyReply
         else release()
         metrics.deploymentUsage(route.deployment.id, message.usage)
         router.succeeded(route.deployment)
-        end(sink.done(message), 'done', message.usage)
+        sink.done(message)
+        end('done', message.usage)
       },
       error: (error) => {
         if (error.code === 'upstream_rate_limited') router.failed(route.deployment, error)
         release()
         // The worker redacted the provider's text already; this is the last line of defence.
-        end(sink.error(redactedError(error, configRedactor(config))), error.code)
+        sink.error(redactedError(error, configRedactor(config)))
+        end(error.code)
       }
     }
   )

@@ -88,7 +88,12 @@ export class MemoryStreamLog implements StreamLog {
     this.reclaim()
   }
 
-  end(requestId: string, terminal: string, lastId: number): void {
+  end(requestId: string, terminal: string, lastId: number): Promise<void> {
+    this.store(requestId, terminal, lastId)
+    return Promise.resolve()
+  }
+
+  private store(requestId: string, terminal: string, lastId: number): void {
     const entry = this.live.get(requestId)
     if (!entry) return
     this.live.delete(requestId)

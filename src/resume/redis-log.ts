@@ -91,6 +91,8 @@ export class RedisStreamLog implements StreamLog {
   private readonly pendingEnds = new Map<string, string>()
   /** Streams with a pipeline in flight, and what waits for it. */
   private readonly queued = new Map<string, Writes>()
+  /** Who waits for a stream's end to be written (or to fail): its client's terminal event. */
+  private readonly ending = new Map<string, () => void>()
   /** Streams this replica produces, until their end is written: whose, and whether Redis has their owner and tenant. */
   private readonly producing = new Map<string, { tenant: string | undefined; registered: boolean }>()
 
@@ -125,8 +127,17 @@ export class RedisStreamLog implements StreamLog {
     this.write(requestId, { frames })
   }
 
-  end(requestId: string, terminal: string, lastId: number): void {
-    this.writeEnd(requestId, endRecord(terminal, lastId))
+  end(requestId: string, terminal: string, lastId: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.ending.set(requestId, resolve)
+      this.writeEnd(requestId, endRecord(terminal, lastId))
+    })
+  }
+
+  /** The end is in Redis, or Redis failed to take it (it is written when Redis answers again). */
+  private settled(requestId: string): void {
+    this.ending.get(requestId)?.()
+    this.ending.delete(requestId)
   }
 
   private writeEnd(requestId: string, record: string): void {
@@ -134,6 +145,7 @@ export class RedisStreamLog implements StreamLog {
     else {
       this.skipped(requestId)
       this.pendingEnds.set(requestId, record)
+      this.settled(requestId)
     }
   }
 
@@ -191,7 +203,10 @@ export class RedisStreamLog implements StreamLog {
     exec(pipeline).then(
       () => {
         if (register) producing.registered = true
-        if (writes.end !== undefined) this.producing.delete(requestId)
+        if (writes.end !== undefined) {
+          this.producing.delete(requestId)
+          this.settled(requestId)
+        }
         const next = this.queued.get(requestId) ?? nothing()
         if (next.frames || next.end !== undefined) {
           this.queued.set(requestId, nothing())
@@ -205,6 +220,7 @@ export class RedisStreamLog implements StreamLog {
         if (producing) producing.registered = false
         this.redis.failed(end === undefined ? 'resume.append' : 'resume.end', err)
         if (end !== undefined) this.pendingEnds.set(requestId, end)
+        this.settled(requestId)
       }
     )
   }

@@ -25,9 +25,9 @@ export class SharedStreamLog implements StreamLog {
     this.shared.append(requestId, frames)
   }
 
-  end(requestId: string, terminal: string, lastId: number): void {
-    this.local.end(requestId, terminal, lastId)
-    this.shared.end(requestId, terminal, lastId)
+  end(requestId: string, terminal: string, lastId: number): Promise<void> {
+    void this.local.end(requestId, terminal, lastId)
+    return this.shared.end(requestId, terminal, lastId)
   }
 
   /**

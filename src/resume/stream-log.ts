@@ -35,9 +35,11 @@ export interface StreamLog {
   /**
    * The framed terminal event, and the id of the last event the stream produced (0: none), so that
    * a follower that holds fewer can tell it is short. After RESUME_TTL_MS the events are gone and
-   * only the fact that it ended remains.
+   * only the fact that it ended remains. Settles once every replica can read the end (or the store
+   * failed to take it), so that the client gets its terminal event only then: a client that saw the
+   * end and resumes elsewhere finds the whole stream. Never rejects.
    */
-  end(requestId: string, terminal: string, lastId: number): void
+  end(requestId: string, terminal: string, lastId: number): Promise<void>
   /**
    * Replays the events after `afterId`, then follows the stream to its terminal event; a stream of
    * another tenant is 'unknown'. Never ends with the stream's terminal event while holding fewer

@@ -24,7 +24,7 @@ function failingLog(replayed: number, err: Error): StreamLog {
   return {
     open() {},
     append() {},
-    end() {},
+    end: async () => {},
     async attach(_id: string, _after: number, sink: ResumeSink) {
       for (let id = 1; id <= replayed; id++) sink.frames(gatewayFramer.chunk(id, `t${id}`))
       throw err
